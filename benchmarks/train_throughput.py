@@ -1,0 +1,111 @@
+"""Training throughput and peak memory of the disent models, comparable with the original's figures.
+
+One line per case, each measured in a fresh process (so peak RSS is the case's own):
+
+    python benchmarks/train_throughput.py                 # every case, on CUDA if present
+    python benchmarks/train_throughput.py --device cpu --threads 2 --repeats 3
+
+Cases (shared/infra/performance.md has the original's numbers, taken the same way):
+- ``beta_vae``: kim beta-VAE (beta 8, Adam 1e-4), batch 64, 64x64 dSprites batches drawn from
+  device-resident packed data; target on 2 CPU cores >= 900 samples/s (original 611);
+- ``factor_vae``: kim FactorVAE (gamma 100, 6x1000 discriminator), batch 128, including the
+  discriminator step; target >= 730 samples/s (original 489);
+- ``dsprites_run``: a whole training run on the full 737,280-image dSprites (generated, cached),
+  split extrp/blank_side, 100 iterations; peak RSS target <= 1.5 GB (original 6.5 GB).
+Samples/s counts data points only (steps/s x batch).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import statistics
+import subprocess
+import sys
+import time
+
+CASES = {
+    "beta_vae": dict(objective="beta_vae", loss={"beta": 8.0}, batch=64, target="900 (original 611)"),
+    "factor_vae": dict(objective="factor_vae", loss={"gamma": 100.0}, batch=128, target="730 (original 489)"),
+    "dsprites_run": dict(objective="beta_vae", loss={"beta": 8.0}, batch=64, target="peak RSS <= 1.5 GB (original 6.5 GB)"),
+}
+
+
+def measure(case: str, device: str, threads: int, warmup: int, iterations: int) -> dict:
+    import torch
+
+    from genlab.data import load_split_data
+    from genlab.data.batches import ShuffledBatches
+    from genlab.devices import resolve_device
+    from genlab.models import build_model
+    from genlab.objectives import build_objective
+
+    torch.set_num_threads(threads)
+    spec = CASES[case]
+    dev = resolve_device(device)
+    torch.manual_seed(0)
+    if case == "dsprites_run":
+        data = load_split_data("dsprites", "extrp", "blank_side", 0.05, 0, device=dev, source="generated").train
+    else:  # a sub-grid of dSprites: same images and sparsity, quick to render
+        data = load_split_data("dsprites", None, None, 0.0, 0, device=dev, source="generated", strides=[1, 1, 2, 2, 2]).train
+    model = build_model("kim", 10, data.image_shape).to(dev)
+    objective = build_objective(spec["objective"], **spec["loss"]).to(dev)
+    optimizers = objective.make_optimizers(model, lr=1e-4)
+    batches = iter(ShuffledBatches(data, spec["batch"], seed=0))
+
+    def run(n: int) -> float:
+        start = time.perf_counter()
+        for step in range(n):
+            out = objective.train_step(model, optimizers, next(batches), step)
+        float(out["loss"])  # wait for the device
+        return time.perf_counter() - start
+
+    run(warmup)
+    seconds = run(iterations)
+    peak_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # MB (Linux reports kB)
+    return {
+        "case": case,
+        "device": str(dev) + (f" ({torch.cuda.get_device_name(dev)})" if dev.type == "cuda" else f" ({threads} threads)"),
+        "batch": spec["batch"],
+        "steps_per_s": iterations / seconds,
+        "samples_per_s": iterations * spec["batch"] / seconds,
+        "peak_rss_mb": peak_rss,
+        "peak_gpu_mb": torch.cuda.max_memory_allocated(dev) / 2**20 if dev.type == "cuda" else None,
+        "target": spec["target"],
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--cases", nargs="*", default=list(CASES), choices=list(CASES))
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--threads", type=int, default=2, help="torch CPU threads (the reference machine has 2 cores)")
+    parser.add_argument("--warmup", type=int, default=30)
+    parser.add_argument("--iterations", type=int, default=200)
+    parser.add_argument("--repeats", type=int, default=1, help="fresh processes per case; the median is printed")
+    parser.add_argument("--worker", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+
+    if args.worker:
+        iterations = 100 if args.worker == "dsprites_run" else args.iterations
+        print(json.dumps(measure(args.worker, args.device, args.threads, args.warmup, iterations)))
+        return
+
+    print(f"{'case':<13} {'device':<28} {'batch':>5} {'steps/s':>8} {'samples/s':>10} {'peak RSS MB':>12} {'peak GPU MB':>12}  target")
+    for case in args.cases:
+        results = []
+        for _ in range(args.repeats):
+            cmd = [sys.executable, __file__, "--worker", case, "--device", args.device, "--threads", str(args.threads),
+                   "--warmup", str(args.warmup), "--iterations", str(args.iterations)]
+            results.append(json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout.splitlines()[-1]))
+        r = results[0]
+        sps = statistics.median(x["samples_per_s"] for x in results)
+        steps = statistics.median(x["steps_per_s"] for x in results)
+        rss = max(x["peak_rss_mb"] for x in results)
+        gpu = "-" if r["peak_gpu_mb"] is None else f"{max(x['peak_gpu_mb'] for x in results):.0f}"
+        print(f"{case:<13} {r['device']:<28} {r['batch']:>5} {steps:>8.2f} {sps:>10.0f} {rss:>12.0f} {gpu:>12}  {r['target']}", flush=True)
+
+
+if __name__ == "__main__":
+    main()

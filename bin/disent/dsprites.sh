@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# The dSprites sweep of "The Role of Disentanglement in Generalisation" (disent.md 6): for each of
+# the three generalisation splits, VAE / beta-VAE (beta 1, 8, 12), FactorVAE (gamma 20, 50, 100)
+# and CCI-VAE, with the `kim` architecture, SEEDS seeds each (default: 1 seed, 0).
+#   bin/disent/dsprites.sh --dry-run                  list the 21 commands
+#   bin/disent/dsprites.sh dataset.source=generated   run them on the generated dSprites
+#   bin/disent/dsprites.sh --dry-run > jobs.txt && sbatch --array=1-$(wc -l < jobs.txt) bin/slurm-array jobs.txt
+# Environment: MODEL (default kim), SEEDS (default "0"), GENLAB_MONGO (record to MongoDB too).
+source "$(dirname "${BASH_SOURCE[0]}")/../lib/sweep.sh"
+
+commands() {
+  local model="${MODEL:-kim}"
+  for split in "extrp blank_side" "recomb2range shape2tx" "recomb2element leave1out"; do
+    set -- $split
+    local data="dataset.dsprites dataset.condition=$1 dataset.variant=$2 model.$model"
+    for seed in ${SEEDS:-0}; do
+      for beta in 1 8 12; do
+        echo "python -m experiments.disent with $data training.beta_vae training.loss.beta=$beta seed=$seed"
+      done
+      for gamma in 20 50 100; do
+        echo "python -m experiments.disent with $data training.factor_vae training.loss.gamma=$gamma seed=$seed"
+      done
+      echo "python -m experiments.disent with $data training.cci_vae seed=$seed"
+    done
+  done
+}
+
+sweep_main "$@"

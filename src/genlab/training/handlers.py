@@ -1,0 +1,239 @@
+"""Ignite handlers shared by every experiment: metric logging, evaluation, NaN stop, graceful
+interruption, checkpoints with exact resume.
+
+Logging goes through a plain callable ``log(name, value, step)`` (Sacred's ``_run.log_scalar`` in
+experiments), so nothing here knows Sacred.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+import signal
+from numbers import Number
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+import numpy as np
+import torch
+from ignite.engine import Engine, Events
+from ignite.handlers import Checkpoint, DiskSaver, TerminateOnNan
+from ignite.metrics import Metric
+
+LogFn = Callable[[str, float, int], None]
+
+CHECKPOINT_PREFIX = "checkpoint"
+
+
+def as_float(value: Any) -> float:
+    return float(value.item() if isinstance(value, torch.Tensor) else value)
+
+
+class DictMean(Metric):
+    """Batch-size-weighted means of the dict an engine's step returns."""
+
+    def __init__(self, output_transform=lambda out: out, device="cpu"):
+        self._sums: dict[str, torch.Tensor | float] = {}
+        self._count = 0
+        super().__init__(output_transform=output_transform, device=device)
+
+    def reset(self) -> None:
+        self._sums, self._count = {}, 0
+
+    def update(self, output: tuple[Mapping[str, Any], int]) -> None:
+        values, n = output
+        for k, v in values.items():
+            v = v.detach() if isinstance(v, torch.Tensor) else v
+            self._sums[k] = self._sums.get(k, 0.0) + v * n
+        self._count += n
+
+    def compute(self) -> dict[str, float]:
+        return {k: as_float(s) / self._count for k, s in self._sums.items()}
+
+    def completed(self, engine: Engine, name: str) -> None:  # flatten into state.metrics
+        engine.state.metrics.update(self.compute())
+
+
+def attach_train_logging(trainer: Engine, log: LogFn, every: int, prefix: str = "batch") -> None:
+    """Every ``every`` iterations, log the mean of each train-step quantity as ``<prefix>.<q>``.
+
+    Quantities are accumulated on the device and read back only when logged, so a GPU does not
+    synchronise on every step.
+    """
+    sums: dict[str, Any] = {}
+    count = [0]
+
+    @trainer.on(Events.ITERATION_COMPLETED)
+    def accumulate(engine: Engine) -> None:
+        for k, v in engine.state.output.items():
+            sums[k] = sums.get(k, 0.0) + (v.detach() if isinstance(v, torch.Tensor) else v)
+        count[0] += 1
+        if engine.state.iteration % every == 0:
+            for k, s in sums.items():
+                log(f"{prefix}.{k}", as_float(s) / count[0], engine.state.iteration)
+            sums.clear()
+            count[0] = 0
+
+
+def evaluate(evaluator: Engine, data) -> dict[str, float]:
+    """Run ``evaluator`` over ``data`` and return its batch-weighted means."""
+    evaluator.run(data)
+    return dict(evaluator.state.metrics)
+
+
+def log_metrics(log: LogFn, prefix: str, metrics: Mapping[str, float], step: int) -> None:
+    for k, v in metrics.items():
+        log(f"{prefix}.{k}", float(v), step)
+
+
+def attach_evaluation(trainer: Engine, evaluator: Engine, data, every: int, log: LogFn, prefix: str = "val") -> None:
+    """Evaluate every ``every`` iterations and once more when training completes."""
+
+    def run(engine: Engine) -> None:
+        log_metrics(log, prefix, evaluate(evaluator, data), engine.state.iteration)
+        engine.state.last_eval = dict(evaluator.state.metrics)
+
+    trainer.add_event_handler(Events.ITERATION_COMPLETED(every=every), run)
+
+    @trainer.on(Events.COMPLETED)
+    def final(engine: Engine) -> None:
+        if engine.state.iteration % every:  # not evaluated at this iteration yet
+            run(engine)
+
+
+class StopOnNonFinite(TerminateOnNan):
+    """Ignite's TerminateOnNan that remembers the iteration at which the loss went non-finite."""
+
+    def __init__(self):
+        super().__init__(output_transform=lambda out: {k: v for k, v in out.items() if isinstance(v, (Number, torch.Tensor))})
+        self.step: int | None = None
+
+    def __call__(self, engine: Engine) -> None:
+        super().__call__(engine)
+        if engine.should_terminate and self.step is None:
+            self.step = engine.state.iteration
+
+
+class NonFiniteLossError(FloatingPointError):
+    def __init__(self, step: int):
+        self.step = step
+        super().__init__(
+            f"training stopped at iteration {step}: a loss became NaN or infinite; "
+            "resume from the last checkpoint with a smaller learning rate or other settings"
+        )
+
+
+class GracefulInterrupt:
+    """Turn the first Ctrl-C / SIGTERM into a clean stop at the end of the current iteration.
+
+    The trainer then saves a consistent checkpoint and the caller re-raises KeyboardInterrupt, so
+    the run is recorded as INTERRUPTED and can resume. A second signal interrupts at once.
+    """
+
+    def __init__(self, trainer: Engine):
+        self.trainer, self.requested, self._previous = trainer, False, {}
+        trainer.add_event_handler(Events.ITERATION_COMPLETED, self._check)
+
+    def _handle(self, signum, frame) -> None:
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+
+    def _check(self, engine: Engine) -> None:
+        if self.requested:
+            engine.terminate()
+
+    def __enter__(self) -> "GracefulInterrupt":
+        try:
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self._previous[sig] = signal.signal(sig, self._handle)
+        except ValueError:  # not the main thread (e.g. inside a notebook worker): leave signals alone
+            self._previous = {}
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+
+
+class RNGState:
+    """Global random generators (python, numpy, torch, CUDA) as a checkpointable object."""
+
+    def state_dict(self) -> dict[str, Any]:
+        state = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+        if torch.cuda.is_available():
+            state["cuda"] = torch.cuda.get_rng_state_all()
+        return state
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        random.setstate(state["python"])
+        np.random.set_state(state["numpy"])
+        torch.set_rng_state(state["torch"])
+        if "cuda" in state and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(state["cuda"])
+
+
+class StateDictOf:
+    """Adapts anything with ``state_dict``/``load_state_dict`` (e.g. an objective) for ignite's Checkpoint."""
+
+    def __init__(self, obj):
+        self.obj = obj
+
+    def state_dict(self):
+        return self.obj.state_dict()
+
+    def load_state_dict(self, state):
+        self.obj.load_state_dict(state)
+
+
+def attach_checkpointing(
+    trainer: Engine,
+    to_save: dict[str, Any],
+    dirname: Path,
+    every: int,
+    n_saved: int = 2,
+    valid: Callable[[], bool] = lambda: True,
+) -> Checkpoint:
+    """``ignite.handlers.Checkpoint`` of everything a run needs to continue exactly, every ``every``
+    iterations and when the trainer completes or stops early, unless ``valid()`` is false (a
+    non-finite loss: the last good checkpoint is kept). Files: ``checkpoint_<iteration>.pt``."""
+    handler = Checkpoint(
+        to_save,
+        DiskSaver(str(dirname), require_empty=False, create_dir=True),
+        filename_prefix="",
+        n_saved=n_saved,
+        global_step_transform=lambda engine, _: engine.state.iteration,
+    )
+    saved_at = [-1]
+
+    def save(engine: Engine) -> None:
+        if valid() and saved_at[0] != engine.state.iteration:
+            handler(engine)
+            saved_at[0] = engine.state.iteration
+
+    trainer.add_event_handler(Events.ITERATION_COMPLETED(every=every) | Events.COMPLETED | Events.TERMINATE, save)
+    return handler
+
+
+def latest_checkpoint(path: str | Path) -> Path:
+    """A checkpoint file, or the newest ``checkpoint_<iteration>.pt`` in a checkpoint directory or in
+    the ``checkpoints/`` folder of a recorded run's directory."""
+    path = Path(path)
+    if path.is_file():
+        return path
+    if (path / "checkpoints").is_dir():
+        path = path / "checkpoints"
+    if not path.is_dir():
+        raise FileNotFoundError(f"training.resume={str(path)!r}: no such checkpoint file or directory")
+    found = sorted(
+        (int(m.group(1)), p) for p in path.glob(f"{CHECKPOINT_PREFIX}_*.pt") if (m := re.fullmatch(rf"{CHECKPOINT_PREFIX}_(\d+)\.pt", p.name))
+    )
+    if not found:
+        raise FileNotFoundError(f"training.resume={str(path)!r}: no {CHECKPOINT_PREFIX}_<iteration>.pt file in that directory")
+    return found[-1][1]
+
+
+def load_checkpoint(to_load: dict[str, Any], path: str | Path) -> Path:
+    checkpoint = latest_checkpoint(path)
+    Checkpoint.load_objects(to_load, torch.load(checkpoint, map_location="cpu", weights_only=False))
+    return checkpoint

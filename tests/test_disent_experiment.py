@@ -1,0 +1,162 @@
+"""experiments.disent end to end on tiny generated dSprites: records, reloads, resumes, reports bad
+input before any compute, and records to MongoDB through Sacred's -m flag."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from genlab.analysis.runs import load_model, load_runs
+from genlab.registry import UnknownNameError
+
+REPO = Path(__file__).resolve().parents[1]
+TINY = ["dataset.generated", "dataset.tiny", "training.progress=False", "training.log_every=5"]
+
+
+def disent(args: list[str], data_dir: Path, check: bool = True, cwd: Path = REPO) -> subprocess.CompletedProcess:
+    env = {**os.environ, "GENLAB_DATA": str(data_dir), "PYTHONWARNINGS": "ignore"}
+    env.pop("GENLAB_MONGO", None)
+    proc = subprocess.run([sys.executable, "-m", "experiments.disent", *args], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=600)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"experiments.disent {' '.join(args)} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}")
+    return proc
+
+
+@pytest.fixture(scope="module")
+def recorded(tmp_path_factory):
+    """Two tiny runs on the recomb2range split (beta-VAE, FactorVAE) in a fresh data directory."""
+    data = tmp_path_factory.mktemp("genlab-data")
+    common = ["with", *TINY, "dataset.condition=recomb2range", "training.max_iterations=30", "training.eval_every=10",
+              "training.checkpoint_every=10", "seed=1"]
+    disent([*common, "training.beta_vae"], data)
+    disent([*common, "training.factor_vae", "training.batch_size=32", "training.loss.gamma=20"], data, cwd=REPO / "scripts")
+    return data
+
+
+def test_runs_are_recorded_in_the_file_store_and_reload(recorded):
+    runs = load_runs(recorded / "sims" / "disent")
+    assert list(runs["status"]) == ["COMPLETED", "COMPLETED"]
+    assert list(runs["training.objective"]) == ["beta_vae", "factor_vae"]
+    assert runs["dataset.variant"].tolist() == ["shape2tx"] * 2  # the condition's default, recorded
+    for column in ("train.recon_nll", "val.recon_nll", "test.recon_nll", "train.dci_disentanglement", "batch.loss", "val.loss"):
+        assert runs[column].notna().all(), column
+    run = runs.iloc[0]["run"]
+    assert run.info["input_shape"] == [1, 64, 64]
+    assert run.metric("val.recon_nll").index.tolist() == [10, 20, 30]
+    assert run.metric("batch.loss").index.tolist() == [5, 10, 15, 20, 25, 30]
+    assert {"model.pt"} <= set(run.artifact_names())
+
+
+def test_reloaded_model_reproduces_the_logged_test_nll(recorded):
+    from genlab.analysis.disent import rebuild_data
+    from genlab.losses import bernoulli_nll
+
+    run = load_runs(recorded / "sims" / "disent", where={"training.objective": "factor_vae"}).iloc[0]["run"]
+    model = load_model(run)
+    test = rebuild_data(run).test
+    with torch.no_grad():
+        x = test.pixels(slice(None))
+        nll = bernoulli_nll(model(x)["logits"], x).item()  # eval mode: posterior mean
+    assert nll == pytest.approx(run.final_metrics()["test.recon_nll"], rel=1e-4)
+
+
+def test_resume_continues_exactly_where_a_run_stopped(recorded, tmp_path):
+    common = ["with", *TINY, "dataset.condition=extrp", "training.eval_every=100", "training.checkpoint_every=10", "seed=4"]
+    disent([*common, "training.max_iterations=20"], tmp_path)
+    first = tmp_path / "sims" / "disent" / "1"
+    assert (first / "checkpoints" / "checkpoint_20.pt").is_file()
+    # continue the recorded run from its own config, for 20 more iterations
+    disent(["with", str(first / "config.json"), f"training.resume={first}", "training.max_iterations=40"], tmp_path)
+    disent([*common, "training.max_iterations=40"], tmp_path)  # the same run, uninterrupted
+    runs = load_runs(tmp_path / "sims" / "disent")
+    resumed, straight = runs.iloc[1]["run"], runs.iloc[2]["run"]
+    assert resumed.info["resumed_from"].endswith("checkpoint_20.pt") and resumed.info["iterations"] == 40
+    a, b = (torch.load(r.artifact_path("model.pt"), weights_only=True) for r in (resumed, straight))
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert resumed.metric("batch.loss").index.min() == 25  # logging continues at the resumed step
+
+
+def test_bad_input_fails_before_any_compute(tmp_path):
+    from experiments.disent import ex
+
+    quiet = {"--loglevel": "ERROR"}
+    with pytest.raises(UnknownNameError, match="valid dsprites recomb2range variants: shape2tx"):
+        ex.run("print_config", config_updates={"dataset.condition": "recomb2range", "dataset.variant": "nope"}, options=quiet)
+    with pytest.raises(UnknownNameError, match="recomb2element, recomb2range"):
+        ex.run("print_config", config_updates={"dataset.condition": "recomb"}, options=quiet)
+    with pytest.raises(UnknownNameError, match="valid objectives: beta_vae, cci_vae, factor_vae"):
+        ex.run("print_config", config_updates={"training.objective": "nope"}, options=quiet)
+    with pytest.raises(UnknownNameError, match="valid architectures: burgess"):
+        ex.run("print_config", config_updates={"model.architecture": "nope"}, options=quiet)
+    with pytest.raises(ValueError, match="no hyperparameter.*gama.*disc_lr.*gamma"):
+        ex.run("print_config", config_updates={"training.loss.gama": 3, "training.objective": "factor_vae"}, options=quiet)
+    with pytest.raises(Exception, match="not used anywhere"):
+        ex.run("print_config", config_updates={"training.gamma": 3}, options=quiet)
+    with pytest.raises(Exception, match="kim"):  # Sacred lists the available named configs
+        ex.run("print_config", named_configs=["model.kimm"], options=quiet)
+    missing = tmp_path / "nowhere.npz"
+    with pytest.raises(FileNotFoundError, match="dataset.source=generated") as err:
+        ex.run(config_updates={"dataset.path": str(missing), "training.progress": False}, options=quiet)
+    assert str(missing) in str(err.value) and "dsprites-dataset" in str(err.value)
+
+
+def test_every_named_config_composes():
+    from experiments.disent import ex
+
+    named = ex.gather_named_configs()
+    names = [name for name, _ in named]
+    assert {"model.kim", "model.higgins", "training.factor_vae", "training.cci_vae", "dataset.dsprites"} <= set(names)
+    for name in names:
+        run = ex.run("print_config", named_configs=[name], options={"--loglevel": "ERROR"})
+        assert run.config["training"]["objective"] in ("beta_vae", "vae", "cci_vae", "factor_vae")
+
+
+def test_a_nonfinite_loss_fails_the_run_with_its_step(tmp_path):
+    proc = disent(["with", *TINY, "training.max_iterations=200", "training.lr=1e6", "training.checkpoint_every=2"],
+                  tmp_path, check=False)
+    assert proc.returncode != 0
+    run = load_runs(tmp_path / "sims" / "disent").iloc[0]["run"]
+    assert run.status == "FAILED"
+    assert "NaN or infinite" in "".join(run.fail_trace) and "iteration" in "".join(run.fail_trace)
+
+
+@pytest.mark.mongo
+def test_mongo_observer_via_sacred_flag(mongo_url, tmp_path):
+    host_port = mongo_url.split("//", 1)[1]
+    disent(["-m", f"{host_port}:disent_test", "with", *TINY, "training.max_iterations=5", "training.eval_every=5"], tmp_path)
+    runs = load_runs(f"{mongo_url}/disent_test", experiment="disent")
+    assert runs["status"].tolist() == ["COMPLETED"]
+    run = runs.iloc[0]["run"]
+    assert "test.recon_nll" not in runs.columns  # no split: no test side
+    assert runs["train.recon_nll"].notna().all()
+    model = load_model(run)
+    assert model.input_shape == (1, 64, 64)
+    assert len(load_runs(tmp_path / "sims" / "disent")) == 1  # the default file store as well
+    assert not list(tmp_path.rglob("*.pickle"))  # nothing fell back to a failure_dir
+
+
+def test_notebook_redraws_the_figures_from_recorded_runs(recorded, tmp_path):
+    import nbformat
+    from nbclient import NotebookClient
+
+    nb = nbformat.read(REPO / "notebooks" / "disent.ipynb", as_version=4)
+    os.environ.update(GENLAB_RUNS=str(recorded / "sims" / "disent"), GENLAB_DATA=str(tmp_path))
+    try:
+        NotebookClient(nb, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}).execute()
+    finally:
+        for key in ("GENLAB_RUNS", "GENLAB_DATA"):
+            os.environ.pop(key)
+    out = tmp_path / "results" / "disent" / "dsprites" / "recomb2range"
+    assert {p.name for p in out.iterdir()} >= {
+        "shape2tx-metrics.csv", "shape2tx-disent_vs_nll.png", "shape2tx-reconstructions.png", "shape2tx-hinton.png"}
+    table = __import__("pandas").read_csv(out / "shape2tx-metrics.csv")
+    assert table["model"].tolist() == ["β-VAE (β=8)", "FactorVAE (γ=20)"]
+    text = "".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", []))
+    assert "2 completed disent runs" in text
