@@ -84,10 +84,15 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=30)
     parser.add_argument("--iterations", type=int, default=200)
     parser.add_argument("--repeats", type=int, default=1, help="fresh processes per case; the median is printed")
+    parser.add_argument("--default-malloc", action="store_true", help="keep glibc's defaults (see genlab.devices.keep_freed_memory)")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args()
 
     if args.worker:
+        if not args.default_malloc:
+            from genlab.devices import keep_freed_memory
+
+            keep_freed_memory()
         iterations = 100 if args.worker == "dsprites_run" else args.iterations
         print(json.dumps(measure(args.worker, args.device, args.threads, args.warmup, iterations)))
         return
@@ -97,7 +102,7 @@ def main() -> None:
         results = []
         for _ in range(args.repeats):
             cmd = [sys.executable, __file__, "--worker", case, "--device", args.device, "--threads", str(args.threads),
-                   "--warmup", str(args.warmup), "--iterations", str(args.iterations)]
+                   "--warmup", str(args.warmup), "--iterations", str(args.iterations)] + (["--default-malloc"] if args.default_malloc else [])
             results.append(json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout.splitlines()[-1]))
         r = results[0]
         sps = statistics.median(x["samples_per_s"] for x in results)

@@ -140,3 +140,17 @@ def test_logging_names_steps_and_evaluation(tmp_path):
         expected = (model(data.pixels(slice(None)).flatten(1)) - data.values[:, :1]).pow(2).mean().item()
     assert val25 == pytest.approx(expected, rel=1e-5)  # batch-size-weighted mean over uneven batches
     assert result.val_metrics["loss"] == pytest.approx(expected, rel=1e-5)
+
+
+def test_early_stopping_ends_training_when_validation_stops_improving():
+    class Worsening(NoisyRegression):
+        def eval_step(self, model, batch):  # validation loss that only grows
+            self.calls = getattr(self, "calls", 0) + 1
+            return {"loss": torch.tensor(float(self.calls))}
+
+    data = toy_data()
+    torch.manual_seed(0)
+    model, objective = nn.Linear(16, 1), Worsening()
+    result = fit(model, objective, objective.make_optimizers(model, lr=0.01), ShuffledBatches(data, 8), max_iterations=100,
+                 val_batches=SequentialBatches(data, 96), eval_every=5, early_stopping_patience=2)
+    assert result.stopped_early and result.iterations == 15  # evaluations at 5 (best), 10, 15 -> stop

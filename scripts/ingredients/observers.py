@@ -17,6 +17,7 @@ from sacred import Experiment
 from sacred.observers import FileStorageObserver, MongoObserver
 from sacred.utils import apply_backspaces_and_linefeeds
 
+from genlab.devices import keep_freed_memory
 from genlab.paths import sims_dir
 
 _FILE_FLAGS = {"-F", "--file_storage"}
@@ -76,6 +77,7 @@ def prepare(ex: Experiment) -> Experiment:
 
 def run_cli(ex: Experiment, argv: list[str] | None = None):
     argv = list(sys.argv if argv is None else argv)
+    keep_freed_memory()
     add_default_observers(ex, argv[1:])
     return ex.run_commandline(argv)
 

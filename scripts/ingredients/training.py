@@ -8,6 +8,9 @@ by Sacred before anything runs.
 
 from __future__ import annotations
 
+import inspect
+import sys
+
 from sacred import Ingredient
 
 from genlab.data.batches import SequentialBatches, ShuffledBatches
@@ -33,7 +36,7 @@ def config():
     n_saved = 2  # checkpoints kept
     early_stopping_patience = None  # evaluations without improvement of val.loss before stopping
     resume = None  # a checkpoint file or a run/checkpoint directory to continue from
-    progress = True  # tqdm progress bar on stderr
+    progress = "auto"  # tqdm progress bar: True, False, or "auto" (when stderr is a terminal)
 
 
 @training.config_hook
@@ -71,8 +74,21 @@ def train(
         val_batches=SequentialBatches(val_data, eval_batch_size) if val_data is not None and len(val_data) else None,
         eval_every=eval_every, log=log, log_every=log_every,
         checkpoint_dir=checkpoint_dir, checkpoint_every=checkpoint_every, n_saved=n_saved,
-        resume=resume, early_stopping_patience=early_stopping_patience, progress=progress,
+        resume=resume, early_stopping_patience=early_stopping_patience,
+        progress=sys.stderr.isatty() if progress == "auto" else bool(progress),
     )
+
+
+@training.command(unobserved=True)
+def show(objective, loss, batch_size, lr, epochs, max_iterations):
+    """Print the objective, its hyperparameters and the optimisation settings (``training.show with ...``)."""
+    cls = OBJECTIVES.get(objective)
+    print(f"objective {objective!r}: {cls.__module__}.{cls.__qualname__}")
+    print(inspect.cleandoc(sys.modules[cls.__module__].__doc__ or "").split("\n\n")[0])
+    for key, value in loss.items():
+        print(f"  loss.{key} = {value!r}")
+    length = f"{max_iterations} iterations" if max_iterations is not None else f"{epochs} epochs"
+    print(f"Adam lr {lr}, batch {batch_size}, {length}")
 
 
 from configs import training as _named_configs  # noqa: E402,F401  (registers training.<name>)

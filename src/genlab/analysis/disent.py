@@ -92,21 +92,24 @@ def example_images(data: SplitData, n: int = 6, seed: int = 0) -> dict[str, torc
     return out
 
 
-def run_figures(run: Run, out_dir: str | Path, n: int = 8) -> dict[str, Path]:
-    """Reconstructions (train and test) and latent traversals of one recorded run, as PNGs."""
+def run_figure(run: Run, out_dir: str | Path, n: int = 8) -> Path:
+    """One PNG of a recorded run: reconstructions of training and held-out (test) combinations on
+    top, latent traversals of a training image below (latents by decreasing KL)."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     model = load_model(run)
-    data = rebuild_data(run)
-    images = example_images(data, n)
-    paths = {"reconstructions": out_dir / f"run{run.run_id}-reconstructions.png", "traversals": out_dir / f"run{run.run_id}-traversals.png"}
-    fig = plots.reconstructions({model_label(run.config): model}, images)
-    fig.savefig(paths["reconstructions"], dpi=110)
+    images = example_images(rebuild_data(run), n)
+    n_cols = sum(len(x) for x in images.values())
+    fig = plt.figure(figsize=(1.1 * n_cols, 2.5 + 1.05 * model.latent_size), layout="constrained")
+    top, bottom = fig.subfigures(2, 1, height_ratios=[2.3, 1.05 * model.latent_size])
+    plots.reconstructions({model_label(run.config): model}, images, fig=top)
+    top.suptitle(f"run {run.run_id}: {model_label(run.config)} — reconstructions (posterior mean)", fontsize=10)
+    plots.traversals(model, images["train"][0], fig=bottom)
+    bottom.suptitle("latent traversals of the first training image", fontsize=10)
+    path = out_dir / f"run{run.run_id}-reconstructions-traversals.png"
+    fig.savefig(path, dpi=100)
     plt.close(fig)
-    fig = plots.traversals(model, images["train"][0])
-    fig.savefig(paths["traversals"], dpi=110)
-    plt.close(fig)
-    return paths
+    return path
 
 
 def split_figures(runs: pd.DataFrame, out_dir: str | Path, n: int = 5) -> dict[str, Path]:
@@ -164,14 +167,13 @@ def main(argv: list[str] | None = None) -> None:
     if runs.empty:
         raise SystemExit(f"no completed disent run in {args.source} matches {args.where}")
     run: Run = runs.iloc[-1]["run"]
-    paths = run_figures(run, args.out)
+    path = run_figure(run, args.out)
     print(f"run {run.run_id} ({model_label(run.config)}, {run.config['dataset']['name']} "
           f"{run.config['dataset']['condition']}/{run.config['dataset']['variant']}, {run.info.get('iterations')} iterations)")
     for name, value in sorted(run.final_metrics().items()):
         if name.split(".")[0] in ("train", "val", "test"):
             print(f"  {name:<28} {value:10.4f}")
-    for name, path in paths.items():
-        print(f"{name}: {path}")
+    print(f"reconstructions and latent traversals: {path}")
 
 
 if __name__ == "__main__":

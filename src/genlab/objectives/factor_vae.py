@@ -23,7 +23,7 @@ import torch.nn.functional as F
 
 from genlab.losses import bernoulli_nll, gaussian_kl, permute_dims
 from genlab.models.discriminator import Discriminator
-from genlab.objectives.base import OBJECTIVES, Objective
+from genlab.objectives.base import OBJECTIVES, Objective, adam
 from genlab.objectives.vae import evaluate_vae, optimizer_step
 
 
@@ -48,7 +48,7 @@ class FactorVAE(Objective):
         ).to(next(model.parameters()).device)
         return {
             **super().make_optimizers(model, lr, weight_decay),
-            "discriminator": torch.optim.Adam(self.discriminator.parameters(), lr=self.disc_lr, betas=self.disc_betas),
+            "discriminator": adam(self.discriminator.parameters(), lr=self.disc_lr, betas=self.disc_betas),
         }
 
     def total_correlation(self, z: torch.Tensor) -> torch.Tensor:

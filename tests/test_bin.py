@@ -1,0 +1,69 @@
+"""bin/ tools: the sweep lists valid commands, the SLURM wrapper runs line K, observers from the env."""
+
+import shlex
+import subprocess
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_dsprites_sweep_lists_the_papers_runs_and_each_composes():
+    from sacred.arg_parser import _convert_value  # how Sacred reads KEY=VALUE
+
+    from experiments.disent import ex
+
+    lines = subprocess.run([REPO / "bin/disent/dsprites.sh", "--dry-run", "dataset.source=generated"],
+                           check=True, capture_output=True, text=True).stdout.splitlines()
+    assert len(lines) == 3 * (3 + 3 + 1)
+    assert sum("training.loss.beta=8 " in l for l in lines) == 3 and sum("training.cci_vae" in l for l in lines) == 3
+    seen = set()
+    for line in lines:
+        words = shlex.split(line)
+        assert words[:4] == ["python", "-m", "experiments.disent", "with"]
+        named = [w for w in words[4:] if "=" not in w]
+        updates = {k: _convert_value(v) for k, v in (w.split("=", 1) for w in words[4:] if "=" in w)}
+        run = ex.run("print_config", named_configs=named, config_updates=updates, options={"--loglevel": "ERROR"})
+        cfg = run.config
+        assert cfg["dataset"]["source"] == "generated"
+        seen.add((cfg["dataset"]["condition"], cfg["dataset"]["variant"], cfg["training"]["objective"], str(cfg["training"]["loss"])))
+    assert len(seen) == len(lines)  # no duplicates
+    assert {c for c, *_ in seen} == {"extrp", "recomb2range", "recomb2element"}
+
+
+def test_slurm_array_runs_the_requested_line(tmp_path):
+    jobs = tmp_path / "jobs.txt"
+    jobs.write_text(f"echo one > {tmp_path}/out\necho two > {tmp_path}/out\n")
+    subprocess.run([REPO / "bin/slurm-array", jobs], env={"SLURM_ARRAY_TASK_ID": "2", "PATH": "/usr/bin:/bin"}, check=True)
+    assert (tmp_path / "out").read_text() == "two\n"
+    missing = subprocess.run([REPO / "bin/slurm-array", jobs, "7"], capture_output=True, text=True)
+    assert missing.returncode != 0 and "line 7" in missing.stderr
+
+
+def test_observers_follow_the_command_line_and_genlab_mongo(monkeypatch, tmp_path):
+    from sacred import Experiment
+    from sacred.observers import FileStorageObserver, MongoObserver
+
+    from ingredients import observers
+
+    monkeypatch.setenv("GENLAB_DATA", str(tmp_path))
+    monkeypatch.delenv("GENLAB_MONGO", raising=False)
+
+    def kinds(argv):
+        ex = Experiment("x", save_git_info=False)
+        observers.add_default_observers(ex, argv)
+        return [type(o) for o in ex.observers], ex
+
+    assert kinds(["with", "seed=1"])[0] == [FileStorageObserver]
+    assert kinds(["with", "seed=1"])[1].observers[0].basedir == str(tmp_path / "sims" / "x")
+    assert kinds(["-F", "elsewhere"])[0] == []  # Sacred adds the user's own
+    assert kinds(["-u"])[0] == []
+    created = []
+    monkeypatch.setattr(observers, "MongoObserver", lambda **kw: created.append(kw) or MongoObserver.__new__(MongoObserver))
+    monkeypatch.setenv("GENLAB_MONGO", "mongodb://db.example:27018/disent")
+    assert len(kinds([])[0]) == 2 and created[-1] == {"url": "mongodb://db.example:27018/disent", "db_name": "disent"}
+    assert len(kinds(["-m", "db:1:x"])[0]) == 1  # -m given: not twice
+    monkeypatch.setenv("GENLAB_MONGO", "db.example:27018")
+    with pytest.raises(ValueError, match="GENLAB_MONGO"):
+        kinds([])
