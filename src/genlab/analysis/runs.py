@@ -192,21 +192,14 @@ class _FileStore:
             info = self._read_json(directory / "info.json", None)
             if info is None:  # older Sacred versions kept info inside run.json
                 info = entry.get("info", {})
-            run = Run(
+            run = _run_from_record(
+                entry,
                 run_id=_run_id(directory.name),
-                experiment=(entry.get("experiment") or {}).get("name"),
-                status=entry.get("status"),
-                config=_decode(self._read_json(directory / "config.json", {})),
-                info=_strip_observer_bookkeeping(_decode(info)),
-                result=_decode(entry.get("result")),
-                fail_trace=entry.get("fail_trace"),
-                start_time=_time(entry.get("start_time")),
-                stop_time=_time(entry.get("stop_time")),
-                heartbeat=_time(entry.get("heartbeat")),
-                meta=entry.get("meta") or {},
-                _store=self,
-                _key=directory,
-                _artifacts={name: directory / name for name in entry.get("artifacts") or []},
+                config=self._read_json(directory / "config.json", {}),
+                info=info,
+                store=self,
+                key=directory,
+                artifacts={name: directory / name for name in entry.get("artifacts") or []},
             )
             metrics = self._read_json(directory / "metrics.json", {})
             run._metrics = {
@@ -230,6 +223,26 @@ class _FileStore:
     def captured_out(self, run: "Run") -> str:
         path = run._key / "cout.txt"
         return path.read_text() if path.is_file() else ""
+
+
+def _run_from_record(record: Mapping, *, run_id, config, info, store, key, artifacts) -> "Run":
+    """A Run from Sacred's run record (``run.json`` or a ``runs`` document) and its config and info."""
+    return Run(
+        run_id=run_id,
+        experiment=(record.get("experiment") or {}).get("name"),
+        status=record.get("status"),
+        config=_decode(config),
+        info=_strip_observer_bookkeeping(_decode(info)),
+        result=_decode(record.get("result")),
+        fail_trace=record.get("fail_trace"),
+        start_time=_time(record.get("start_time")),
+        stop_time=_time(record.get("stop_time")),
+        heartbeat=_time(record.get("heartbeat")),
+        meta=record.get("meta") or {},
+        _store=store,
+        _key=key,
+        _artifacts=artifacts,
+    )
 
 
 _CLIENTS: dict[str, Any] = {}
@@ -268,21 +281,14 @@ class _MongoStore:
         runs = []
         for doc in self.db.runs.find(query, {"captured_out": 0}):
             runs.append(
-                Run(
+                _run_from_record(
+                    doc,
                     run_id=doc["_id"],
-                    experiment=(doc.get("experiment") or {}).get("name"),
-                    status=doc.get("status"),
-                    config=_decode(doc.get("config") or {}),
-                    info=_strip_observer_bookkeeping(_decode(doc.get("info"))),
-                    result=_decode(doc.get("result")),
-                    fail_trace=doc.get("fail_trace"),
-                    start_time=_time(doc.get("start_time")),
-                    stop_time=_time(doc.get("stop_time")),
-                    heartbeat=_time(doc.get("heartbeat")),
-                    meta=doc.get("meta") or {},
-                    _store=self,
-                    _key=doc["_id"],
-                    _artifacts={a["name"]: a["file_id"] for a in doc.get("artifacts") or []},
+                    config=doc.get("config") or {},
+                    info=doc.get("info"),
+                    store=self,
+                    key=doc["_id"],
+                    artifacts={a["name"]: a["file_id"] for a in doc.get("artifacts") or []},
                 )
             )
         return runs
