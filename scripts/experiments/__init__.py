@@ -1,0 +1,6 @@
+"""Sacred experiments, one per experiment family: `python -m experiments.<name> with ...`."""
+
+import warnings
+
+# sacred 0.8.7 imports pkg_resources (pinned setuptools<81); its deprecation warning is not ours to fix
+warnings.filterwarnings("ignore", message="pkg_resources is deprecated", category=UserWarning)
