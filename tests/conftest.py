@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import socket
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -54,3 +55,34 @@ def mongo_url(tmp_path_factory) -> str:
         yield up.stdout.strip().splitlines()[-1]
     finally:
         subprocess.run([str(REPO / "bin" / "mongo-down")], env=env, check=False, timeout=60)
+
+
+# --- recorded runs of the disent experiments ------------------------------------------------------
+
+TINY = ["dataset.generated", "dataset.tiny", "training.progress=False", "training.log_every=5"]
+TINY_DISENT = [*TINY, "factorvae_votes=40"]  # the FactorVAE score's default 2 x 800 votes encode 102k images
+
+
+def run_experiment(name: str, args: list[str], data_dir: Path, check: bool = True, cwd: Path = REPO):
+    """``python -m experiments.<name> ...`` in a subprocess recording under ``data_dir``."""
+    env = {**os.environ, "GENLAB_DATA": str(data_dir), "PYTHONWARNINGS": "ignore"}
+    env.pop("GENLAB_MONGO", None)
+    proc = subprocess.run([sys.executable, "-m", f"experiments.{name}", *args], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=900)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"experiments.{name} {' '.join(args)} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}")
+    return proc
+
+
+@pytest.fixture(scope="session")
+def recorded(tmp_path_factory):
+    """A data directory with tiny recorded runs on dSprites recomb2range: two of experiments.disent
+    (beta-VAE, FactorVAE) and one ground-truth decoder of experiments.decoders."""
+    data = tmp_path_factory.mktemp("genlab-data")
+    common = ["dataset.condition=recomb2range", "training.max_iterations=30", "training.eval_every=10",
+              "training.checkpoint_every=10", "seed=1"]
+    run_experiment("disent", ["with", *TINY_DISENT, *common, "training.beta_vae"], data)
+    run_experiment("disent", ["with", *TINY_DISENT, *common, "training.factor_vae", "training.batch_size=32",
+                              "training.loss.gamma=20"], data, cwd=REPO / "scripts")
+    run_experiment("decoders", ["with", *TINY, *common, "model.kim"], data)
+    return data

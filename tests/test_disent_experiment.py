@@ -3,41 +3,16 @@ input before any compute, and records to MongoDB through Sacred's -m flag."""
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
-from pathlib import Path
-
 import pytest
 import torch
 
+from conftest import REPO, TINY_DISENT as TINY, run_experiment
 from genlab.analysis.runs import load_model, load_runs
 from genlab.registry import UnknownNameError
 
-REPO = Path(__file__).resolve().parents[1]
-TINY = ["dataset.generated", "dataset.tiny", "training.progress=False", "training.log_every=5"]
 
-
-def disent(args: list[str], data_dir: Path, check: bool = True, cwd: Path = REPO) -> subprocess.CompletedProcess:
-    env = {**os.environ, "GENLAB_DATA": str(data_dir), "PYTHONWARNINGS": "ignore"}
-    env.pop("GENLAB_MONGO", None)
-    proc = subprocess.run([sys.executable, "-m", "experiments.disent", *args], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=600)
-    if check and proc.returncode != 0:
-        raise AssertionError(f"experiments.disent {' '.join(args)} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}")
-    return proc
-
-
-@pytest.fixture(scope="module")
-def recorded(tmp_path_factory):
-    """Two tiny runs on the recomb2range split (beta-VAE, FactorVAE) in a fresh data directory."""
-    data = tmp_path_factory.mktemp("genlab-data")
-    common = ["with", *TINY, "dataset.condition=recomb2range", "training.max_iterations=30", "training.eval_every=10",
-              "training.checkpoint_every=10", "seed=1"]
-    disent([*common, "training.beta_vae"], data)
-    disent([*common, "training.factor_vae", "training.batch_size=32", "training.loss.gamma=20"], data, cwd=REPO / "scripts")
-    return data
+def disent(args, data_dir, check=True, cwd=REPO):
+    return run_experiment("disent", args, data_dir, check=check, cwd=cwd)
 
 
 def test_runs_are_recorded_in_the_file_store_and_reload(recorded):
@@ -45,7 +20,8 @@ def test_runs_are_recorded_in_the_file_store_and_reload(recorded):
     assert list(runs["status"]) == ["COMPLETED", "COMPLETED"]
     assert list(runs["training.objective"]) == ["beta_vae", "factor_vae"]
     assert runs["dataset.variant"].tolist() == ["shape2tx"] * 2  # the condition's default, recorded
-    for column in ("train.recon_nll", "val.recon_nll", "test.recon_nll", "train.dci_disentanglement", "batch.loss", "val.loss"):
+    for column in ("train.recon_nll", "val.recon_nll", "test.recon_nll", "train.dci_disentanglement", "train.mig",
+                   "train.factorvae_score", "batch.loss", "val.loss"):
         assert runs[column].notna().all(), column
     run = runs.iloc[0]["run"]
     assert run.info["input_shape"] == [1, 64, 64]
@@ -91,7 +67,7 @@ def test_bad_input_fails_before_any_compute(tmp_path):
         ex.run("print_config", config_updates={"dataset.condition": "recomb2range", "dataset.variant": "nope"}, options=quiet)
     with pytest.raises(UnknownNameError, match="recomb2element, recomb2range"):
         ex.run("print_config", config_updates={"dataset.condition": "recomb"}, options=quiet)
-    with pytest.raises(UnknownNameError, match="valid objectives: beta_vae, cci_vae, factor_vae"):
+    with pytest.raises(UnknownNameError, match="valid objectives: beta_vae, cci_vae"):
         ex.run("print_config", config_updates={"training.objective": "nope"}, options=quiet)
     with pytest.raises(UnknownNameError, match="valid architectures: burgess"):
         ex.run("print_config", config_updates={"model.architecture": "nope"}, options=quiet)
@@ -107,15 +83,18 @@ def test_bad_input_fails_before_any_compute(tmp_path):
     assert str(missing) in str(err.value) and "dsprites-dataset" in str(err.value)
 
 
-def test_every_named_config_composes():
-    from experiments.disent import ex
+@pytest.mark.parametrize("experiment", ["disent", "decoders"])
+def test_every_named_config_composes(experiment):
+    import importlib
 
-    named = ex.gather_named_configs()
-    names = [name for name, _ in named]
-    assert {"model.kim", "model.higgins", "training.factor_vae", "training.cci_vae", "dataset.dsprites"} <= set(names)
+    from genlab.objectives import OBJECTIVES
+
+    ex = importlib.import_module(f"experiments.{experiment}").ex
+    names = [name for name, _ in ex.gather_named_configs()]
+    assert {"model.kim", "training.factor_vae", "training.cci_vae", "training.gt_decoder", "dataset.dsprites"} <= set(names)
     for name in names:
         run = ex.run("print_config", named_configs=[name], options={"--loglevel": "ERROR"})
-        assert run.config["training"]["objective"] in ("beta_vae", "vae", "cci_vae", "factor_vae")
+        assert run.config["training"]["objective"] in OBJECTIVES
 
 
 def test_a_nonfinite_loss_fails_the_run_with_its_step(tmp_path):
@@ -142,21 +121,3 @@ def test_mongo_observer_via_sacred_flag(mongo_url, tmp_path):
     assert not list(tmp_path.rglob("*.pickle"))  # nothing fell back to a failure_dir
 
 
-def test_notebook_redraws_the_figures_from_recorded_runs(recorded, tmp_path):
-    import nbformat
-    from nbclient import NotebookClient
-
-    nb = nbformat.read(REPO / "notebooks" / "disent.ipynb", as_version=4)
-    os.environ.update(GENLAB_RUNS=str(recorded / "sims" / "disent"), GENLAB_DATA=str(tmp_path))
-    try:
-        NotebookClient(nb, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}).execute()
-    finally:
-        for key in ("GENLAB_RUNS", "GENLAB_DATA"):
-            os.environ.pop(key)
-    out = tmp_path / "results" / "disent" / "dsprites" / "recomb2range"
-    assert {p.name for p in out.iterdir()} >= {
-        "shape2tx-metrics.csv", "shape2tx-disent_vs_nll.png", "shape2tx-reconstructions.png", "shape2tx-hinton.png"}
-    table = __import__("pandas").read_csv(out / "shape2tx-metrics.csv")
-    assert table["model"].tolist() == ["β-VAE (β=8)", "FactorVAE (γ=20)"]
-    text = "".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", []))
-    assert "2 completed disent runs" in text

@@ -7,22 +7,6 @@
 #   bin/disent/dsprites.sh --dry-run > jobs.txt && sbatch --array=1-$(wc -l < jobs.txt) bin/slurm-array jobs.txt
 # Environment: MODEL (default kim), SEEDS (default "0"), GENLAB_MONGO (record to MongoDB too).
 source "$(dirname "${BASH_SOURCE[0]}")/../lib/sweep.sh"
-
-commands() {
-  local model="${MODEL:-kim}"
-  for split in "extrp blank_side" "recomb2range shape2tx" "recomb2element leave1out"; do
-    set -- $split
-    local data="dataset.dsprites dataset.condition=$1 dataset.variant=$2 model.$model"
-    for seed in ${SEEDS:-0}; do
-      for beta in 1 8 12; do
-        echo "python -m experiments.disent with $data training.beta_vae training.loss.beta=$beta seed=$seed"
-      done
-      for gamma in 20 50 100; do
-        echo "python -m experiments.disent with $data training.factor_vae training.loss.gamma=$gamma seed=$seed"
-      done
-      echo "python -m experiments.disent with $data training.cci_vae seed=$seed"
-    done
-  done
-}
-
+source "$(dirname "${BASH_SOURCE[0]}")/../lib/disent.sh"
+commands() { disent_vae_sweep dsprites; }
 sweep_main "$@"

@@ -45,6 +45,27 @@ def factor_vae_kim_mnih():
 
 
 @training.named_config
+def gt_decoder():
+    """The ground-truth decoder's training, the original's ``generation`` config (disent.md 4.1):
+    500 "epochs" of 10 iterations = 5,000 iterations of batch 64, Adam 1e-3. The default of
+    ``experiments.decoders``."""
+    objective = "gt_decoder"
+    lr = 1e-3
+    max_iterations = 5000
+    eval_every = 500
+    checkpoint_every = 500
+
+
+@training.named_config
+def composer():
+    """The composition task (disent.md 2.4, 4.1): the composer objective with beta = 1 (the original
+    trained it with its default ``vae`` config), batch 64, Adam 1e-4, 30 epochs of 10,000 triplets
+    (``n_samples``; 156 iterations each). The default of ``experiments.composition``."""
+    objective = "composer"
+    loss = {"beta": 1.0}
+
+
+@training.named_config
 def smoke():
     """A few hundred iterations with frequent evaluation: a laptop-CPU check that everything runs."""
     max_iterations = 200

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 from sacred import Ingredient
 
-from genlab.data import DATASETS, check_split, load_split_data
+from genlab.data import DATASETS, check_options, check_split, load_split_data
 
 dataset = Ingredient("dataset")
 
@@ -19,9 +19,12 @@ dataset = Ingredient("dataset")
 @dataset.config
 def config():
     name = "dsprites"  # genlab.data.DATASETS key
-    source = "file"  # "file": the published file; "generated": rendered offline (dSprites)
+    source = "file"  # "file": the published file; "generated": rendered offline (dSprites); "standin": synthetic
     path = None  # the published file, if not at data/raw/<name>/<its file name>
-    strides = None  # per-factor strides: a sub-grid for smoke runs (e.g. [1, 2, 4, 4, 4])
+    options = DATASETS.get(name).options()  # the dataset's own loader options (e.g. MPI3D's version)
+    resident = "auto"  # images on the training device (True), read lazily from the file (False), or "auto"
+    tiny = False  # the dataset's small sub-grid for smoke runs
+    strides = None  # per-factor strides of a sub-grid (overrides tiny)
     condition = None  # generalisation condition (extrp, recomb2range, recomb2element); None: no split
     variant = None  # the condition's variant (e.g. blank_side); None: the condition's default
     val_fraction = 0.05  # training combinations held out for validation
@@ -33,19 +36,33 @@ def check_names(config, command_name, logger):
     """Refuse unknown names at start-up and record the variant a condition defaults to."""
     cfg = config["dataset"]
     variant = check_split(cfg["name"], cfg["condition"], cfg["variant"])
+    check_options(cfg["name"], cfg["options"])
     return {"variant": variant} if variant != cfg["variant"] else {}
 
 
 for _name in DATASETS:
     dataset.add_named_config(_name, {"name": _name})
 dataset.add_named_config("generated", {"source": "generated"})
-dataset.add_named_config("tiny", {"strides": [1, 2, 4, 4, 4]})
+dataset.add_named_config("standin", {"source": "standin"})
+dataset.add_named_config("tiny", {"tiny": True})
 
 
 @dataset.capture
-def load_data(device, name, source, path, strides, condition, variant, val_fraction, split_seed):
+def load_data(device, name, source, path, options, resident, tiny, strides, condition, variant, val_fraction, split_seed):
     return load_split_data(
-        name, condition, variant, val_fraction, split_seed, device=device, source=source, path=path, strides=strides
+        name, condition, variant, val_fraction, split_seed, device=device, tiny=tiny,
+        source=source, path=path, strides=strides, resident=resident, **options,
+    )
+
+
+def record_data(run, data, device) -> None:
+    """What a run needs beyond its config to be rebuilt and read: the real image shape, the factor
+    names and the size of each part of the split."""
+    run.info.update(
+        input_shape=list(data.image_shape),
+        factor_names=list(data.factor_names),
+        split_sizes={k: len(v) for k, v in data.splits().items()},
+        device=str(device),
     )
 
 
@@ -53,7 +70,7 @@ def load_data(device, name, source, path, strides, condition, variant, val_fract
 def show(name, condition, variant):
     """Print the factor grid and, once loaded, the size of each split (``dataset.show with ...``)."""
     spec = DATASETS.get(name)
-    print(f"{name}: images {list(spec.image_shape)}, {len(spec.grid):,} factor combinations")
+    print(f"{name}: images {list(spec.image_shape)}, {len(spec.grid):,} factor combinations. {spec.description}")
     for factor, values in zip(spec.grid.names, spec.grid.values):
         shown = np.array2string(np.asarray(values), precision=3, threshold=8, max_line_width=90)
         print(f"  {factor:<12} {len(values):>3} values  {shown}")

@@ -75,11 +75,24 @@ def prepare(ex: Experiment) -> Experiment:
     return ex
 
 
-def run_cli(ex: Experiment, argv: list[str] | None = None):
+def with_defaults(argv: list[str], defaults: list[str]) -> list[str]:
+    """Put an experiment's default named configs first after ``with``, so that whatever the user
+    names later overrides them (Sacred applies named configs in order)."""
+    if not defaults:
+        return argv
+    if "with" in argv:
+        i = argv.index("with") + 1
+        return argv[:i] + defaults + argv[i:]
+    return argv + ["with", *defaults]
+
+
+def run_cli(ex: Experiment, argv: list[str] | None = None, defaults: list[str] | None = None):
+    """The command line of a genlab experiment: default observers, and ``defaults``, named configs
+    applied before the user's (e.g. ``training.gt_decoder`` for ``experiments.decoders``)."""
     argv = list(sys.argv if argv is None else argv)
     keep_freed_memory()
     add_default_observers(ex, argv[1:])
-    return ex.run_commandline(argv)
+    return ex.run_commandline(with_defaults(argv, defaults or []))
 
 
 def run_dir(run) -> str | None:

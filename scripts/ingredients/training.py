@@ -57,21 +57,27 @@ def make_optimizers(objective_, model, lr, weight_decay):
 
 
 @training.capture
-def total_iterations(n_train: int, batch_size, epochs, max_iterations) -> int:
-    return int(max_iterations) if max_iterations is not None else int(epochs) * (n_train // batch_size)
+def train(model, objective_, optimizers, train_data, val_data, log, checkpoint_dir, seed, batch_size, eval_batch_size) -> FitResult:
+    """Run ``genlab.training.engines.fit`` on device-resident training/validation data."""
+    return fit_batches(
+        model, objective_, optimizers, ShuffledBatches(train_data, batch_size, seed=seed),
+        SequentialBatches(val_data, eval_batch_size) if val_data is not None and len(val_data) else None,
+        log, checkpoint_dir,
+    )
 
 
 @training.capture
-def train(
-    model, objective_, optimizers, train_data, val_data, log, checkpoint_dir, seed,
-    batch_size, eval_batch_size, eval_every, log_every, checkpoint_every, n_saved, early_stopping_patience,
-    resume, progress,
+def fit_batches(
+    model, objective_, optimizers, train_batches, val_batches, log, checkpoint_dir,
+    epochs, max_iterations, eval_every, log_every, checkpoint_every, n_saved, early_stopping_patience, resume, progress,
 ) -> FitResult:
-    """Run ``genlab.training.engines.fit`` on device-resident training/validation data."""
+    """Run ``genlab.training.engines.fit`` on prebuilt batch iterables: ``train_batches`` as
+    ``ShuffledBatches`` (``len`` = batches per epoch, ``bind``; e.g. ``genlab.data.triplets.TripletBatches``),
+    ``val_batches`` any iterable of batches or None."""
     return fit(
-        model, objective_, optimizers, ShuffledBatches(train_data, batch_size, seed=seed),
-        max_iterations=total_iterations(len(train_data)),
-        val_batches=SequentialBatches(val_data, eval_batch_size) if val_data is not None and len(val_data) else None,
+        model, objective_, optimizers, train_batches,
+        max_iterations=int(max_iterations) if max_iterations is not None else int(epochs) * len(train_batches),
+        val_batches=val_batches,
         eval_every=eval_every, log=log, log_every=log_every,
         checkpoint_dir=checkpoint_dir, checkpoint_every=checkpoint_every, n_saved=n_saved,
         resume=resume, early_stopping_patience=early_stopping_patience,

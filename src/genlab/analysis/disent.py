@@ -1,14 +1,16 @@
 """Analysis of "The Role of Disentanglement in Generalisation" (disent.md 5) from recorded runs.
 
-Runs are picked by config (``load_runs(source, where=...)``), never by id. For each recorded run
-``results_table`` reads the final metrics the experiment logged (posterior-mean NLL on the training
-and excluded combinations, DCI on the training split); the figure functions rebuild models and data
-from the runs' configs. Nothing here trains.
+Runs are picked by config (``load_runs(source, where=...)``), never by id: the VAE-family runs of
+``experiments.disent`` and the ground-truth decoders of ``experiments.decoders`` are grouped by
+(dataset, condition, variant). ``results_table`` reads the final metrics the experiments logged
+(posterior-mean NLL on the training and excluded combinations; DCI, MIG and FactorVAE score on the
+training split; the ground-truth decoder's disentanglement is 1 by construction). Figure functions
+rebuild models and data from the runs' configs. Nothing here trains.
 
-Command line (used by ``bin/demo``)::
+Command line::
 
-    python -m genlab.analysis.disent figures --source data/sims/disent --out data/results/disent \\
-        --where training.objective=beta_vae dataset.source=generated
+    python -m genlab.analysis.disent figures --where training.objective=beta_vae   # newest matching run
+    python -m genlab.analysis.disent paper        # every split with runs: CSVs, figures, paper comparison
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -24,15 +26,18 @@ import pandas as pd
 import torch
 
 from genlab.analysis import plots
+from genlab.analysis.disent_paper import paper_table
 from genlab.analysis.runs import Run, load_model, load_runs
 from genlab.data import SplitData, load_split_data
 from genlab.paths import results_dir, sims_dir
 
 GROUP = ["dataset.name", "dataset.condition", "dataset.variant"]
+CONDITION_ORDER = ["recomb2element", "recomb2range", "extrp"]  # the paper's panels: r2e, r2r, extrp
+GT_DECODER = "GT decoder"
 
 
 def model_label(config: Mapping[str, Any]) -> str:
-    """The paper's name of a run's model: VAE, beta-VAE (beta=8), FactorVAE (gamma=50), CCI-VAE ..."""
+    """The paper's name of a run's model: VAE, β-VAE (β=8), FactorVAE (γ=50), CCI-VAE, GT decoder."""
     training = config["training"]
     loss = training.get("loss", {})
     objective = training["objective"]
@@ -42,17 +47,37 @@ def model_label(config: Mapping[str, Any]) -> str:
         return f"FactorVAE (γ={loss['gamma']:g})"
     if objective == "cci_vae":
         return f"CCI-VAE (γ={loss['gamma']:g}, C={loss['c_max']:g})"
+    if objective == "gt_decoder":
+        return GT_DECODER
     return objective
 
 
+def load_disent_runs(disent_source=None, decoders_source=None, where: Mapping[str, Any] | None = None) -> pd.DataFrame:
+    """Completed runs of ``experiments.disent`` and ``experiments.decoders`` in one table.
+
+    Sources default to the file stores ``data/sims/disent`` and ``data/sims/decoders`` (either may be
+    a Mongo URL instead; a missing default directory counts as no runs).
+    """
+    tables = []
+    for experiment, source in (("disent", disent_source), ("decoders", decoders_source)):
+        if source is None:
+            source = sims_dir(experiment)
+            if not Path(source).is_dir():
+                continue
+        tables.append(load_runs(source, where=where, experiment=experiment, status="COMPLETED"))
+    tables = [t for t in tables if not t.empty]
+    return pd.concat(tables, ignore_index=True) if tables else pd.DataFrame(columns=["run_id", "experiment", "run"])
+
+
 def results_table(runs: pd.DataFrame) -> pd.DataFrame:
-    """One row per completed run: label, split, train/val/test NLL and DCI scores (NaN if missing)."""
+    """One row per run: model label, split, train/val/test NLL, DCI, MIG and FactorVAE score."""
     rows = []
-    for _, r in runs.iterrows():
-        run: Run = r["run"]
+    for run in runs["run"]:
         final = run.final_metrics()
+        gt = run.config["training"]["objective"] == "gt_decoder"
         rows.append(
             {
+                "experiment": run.experiment,
                 "run_id": run.run_id,
                 "model": model_label(run.config),
                 "dataset": run.config["dataset"]["name"],
@@ -63,48 +88,90 @@ def results_table(runs: pd.DataFrame) -> pd.DataFrame:
                 "train_nll": final.get("train.recon_nll", np.nan),
                 "val_nll": final.get("val.recon_nll", np.nan),
                 "test_nll": final.get("test.recon_nll", np.nan),
-                "disentanglement": final.get("train.dci_disentanglement", np.nan),
-                "completeness": final.get("train.dci_completeness", np.nan),
+                # the ground-truth decoder's code is the factors themselves: disentangled by construction
+                "disentanglement": 1.0 if gt else final.get("train.dci_disentanglement", np.nan),
+                "completeness": 1.0 if gt else final.get("train.dci_completeness", np.nan),
                 "informativeness": final.get("train.dci_informativeness", np.nan),
+                "mig": final.get("train.mig", np.nan),
+                "factorvae_score": final.get("train.factorvae_score", np.nan),
             }
         )
     return pd.DataFrame(rows)
 
 
+def select_models(table: pd.DataFrame) -> pd.DataFrame:
+    """One run per (dataset, condition, variant, model): the most disentangled one, the paper's rule
+    ("for each setting we kept the run with the highest disentanglement", disent.md 5.1), with
+    ``n_runs`` recording how many runs it was chosen from."""
+    if table.empty:
+        return table.assign(n_runs=[])
+    keys = ["dataset", "condition", "variant", "model"]
+    counts = table.groupby(keys, dropna=False)["run_id"].transform("size")
+    ranked = table.assign(n_runs=counts).sort_values(["disentanglement", "run_id"], ascending=[False, True])
+    return ranked.drop_duplicates(keys).sort_values(keys).reset_index(drop=True)
+
+
+def compare_with_paper(table: pd.DataFrame) -> pd.DataFrame:
+    """genlab's selected runs next to the published values (disent.md 7), where the paper has them."""
+    ours = select_models(table)[["dataset", "condition", "variant", "model", "n_runs", "iterations", "train_nll", "test_nll", "disentanglement"]]
+    paper = paper_table().rename(columns={"train_nll": "paper_train_nll", "test_nll": "paper_test_nll", "disentanglement": "paper_disentanglement"})
+    return ours.merge(paper, on=["dataset", "condition", "variant", "model"], how="inner")
+
+
+def load_decoder(run: Run, map_location: Any = "cpu"):
+    """A ground-truth decoder run's model (its input transform is in ``model.pt``)."""
+    from genlab.models.gt_decoder import build_gt_decoder
+
+    def builder(architecture, decoder_layers, inputs, input_shape):
+        return build_gt_decoder(architecture, len(run.info["factor_names"]), input_shape, decoder_layers)
+
+    return load_model(run, builder, map_location)
+
+
+def renderer(run: Run) -> Callable[[dict], torch.Tensor]:
+    """``batch -> logits`` of a run's model: a VAE reconstructs ``x`` from its posterior mean, the
+    ground-truth decoder renders ``factors``."""
+    if run.config["training"]["objective"] == "gt_decoder":
+        decoder = load_decoder(run)
+        return lambda batch: decoder(batch["factors"])
+    model = load_model(run)
+    return lambda batch: model(batch["x"])["logits"]
+
+
 def rebuild_data(run: Run, device: str | torch.device = "cpu") -> SplitData:
     """The run's train/val/test data, rebuilt from its recorded dataset config."""
     cfg = dict(run.config["dataset"])
+    cfg.update(cfg.pop("options", {}))
     return load_split_data(
         cfg.pop("name"), cfg.pop("condition"), cfg.pop("variant"), cfg.pop("val_fraction"), cfg.pop("split_seed"),
         device=device, **cfg,
     )
 
 
-def example_images(data: SplitData, n: int = 6, seed: int = 0) -> dict[str, torch.Tensor]:
-    """``n`` random images of the training and (if any) test combinations, reproducible by seed."""
+def example_batches(data: SplitData, n: int = 6, seed: int = 0) -> dict[str, dict]:
+    """``n`` random images (with their factors) of the training and, if any, test combinations."""
     g = torch.Generator().manual_seed(seed)
     out = {}
     for split in ("train", "test"):
         part = getattr(data, split)
         if len(part):
-            index = torch.randperm(len(part), generator=g)[:n].sort().values
-            out[split] = part.pixels(index)
+            out[split] = part.batch(torch.randperm(len(part), generator=g)[:n].sort().values.to(part.device))
     return out
 
 
 def run_figure(run: Run, out_dir: str | Path, n: int = 8) -> Path:
-    """One PNG of a recorded run: reconstructions of training and held-out (test) combinations on
+    """One PNG of a recorded VAE run: reconstructions of training and held-out (test) combinations on
     top, latent traversals of a training image below (latents by decreasing KL)."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     model = load_model(run)
-    images = example_images(rebuild_data(run), n)
-    n_cols = sum(len(x) for x in images.values())
+    batches = example_batches(rebuild_data(run), n)
+    n_cols = sum(len(b["x"]) for b in batches.values())
     fig = plt.figure(figsize=(1.1 * n_cols, 2.5 + 1.05 * model.latent_size), layout="constrained")
     top, bottom = fig.subfigures(2, 1, height_ratios=[2.3, 1.05 * model.latent_size])
-    plots.reconstructions({model_label(run.config): model}, images, fig=top)
+    plots.reconstructions({model_label(run.config): lambda b: model(b["x"])["logits"]}, batches, fig=top)
     top.suptitle(f"run {run.run_id}: {model_label(run.config)} — reconstructions (posterior mean)", fontsize=10)
-    plots.traversals(model, images["train"][0], fig=bottom)
+    plots.traversals(model, batches["train"]["x"][0], fig=bottom)
     bottom.suptitle("latent traversals of the first training image", fontsize=10)
     path = out_dir / f"run{run.run_id}-reconstructions-traversals.png"
     fig.savefig(path, dpi=100)
@@ -112,36 +179,78 @@ def run_figure(run: Run, out_dir: str | Path, n: int = 8) -> Path:
     return path
 
 
+def _save(fig, path: Path) -> Path:
+    fig.savefig(path, dpi=110, bbox_inches="tight")
+    plt.close(fig)
+    return path
+
+
 def split_figures(runs: pd.DataFrame, out_dir: str | Path, n: int = 5) -> dict[str, Path]:
-    """For one (dataset, condition, variant): the metrics CSV, NLL vs disentanglement, the
-    reconstructions of every model on the same train/test images, and the Hinton diagrams of R."""
+    """For the runs of one (dataset, condition, variant): ``<variant>-metrics.csv`` (every run),
+    and, for the selected run of each model, NLL vs disentanglement, reconstructions of the same
+    train/test images (the GT decoder renders them from their factors), and Hinton diagrams of R
+    (the GT decoder's is the identity, as in the paper)."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     table = results_table(runs)
-    first: Run = runs.iloc[0]["run"]
+    selected = select_models(table)
+    by_id = {(r.experiment, r.run_id): r for r in runs["run"]}
+    chosen = [by_id[(e, i)] for e, i in zip(selected["experiment"], selected["run_id"])]
+    first = chosen[0]
+    dataset, condition = first.config["dataset"]["name"], first.config["dataset"]["condition"]
     variant = first.config["dataset"]["variant"] or "all"
     paths = {"metrics": out_dir / f"{variant}-metrics.csv"}
     table.to_csv(paths["metrics"], index=False)
 
-    fig = plots.nll_vs_disentanglement(table, title=f"{first.config['dataset']['name']} {first.config['dataset']['condition']} {variant}")
-    paths["disent_vs_nll"] = out_dir / f"{variant}-disent_vs_nll.png"
-    fig.savefig(paths["disent_vs_nll"], dpi=110, bbox_inches="tight")
-    plt.close(fig)
+    title = f"{dataset} {condition} {variant}"
+    paths["disent_vs_nll"] = _save(plots.nll_vs_disentanglement(selected, title=title), out_dir / f"{variant}-disent_vs_nll.png")
 
-    models = {f"{model_label(r.config)} #{r.run_id}": load_model(r) for r in runs["run"]}
-    images = example_images(rebuild_data(first), n)
-    fig = plots.reconstructions(models, images)
-    paths["reconstructions"] = out_dir / f"{variant}-reconstructions.png"
-    fig.savefig(paths["reconstructions"], dpi=110, bbox_inches="tight")
-    plt.close(fig)
+    vae_first = sorted(chosen, key=lambda r: r.config["training"]["objective"] == "gt_decoder")
+    renderers = {model_label(r.config): renderer(r) for r in vae_first}
+    fig = plots.reconstructions(renderers, example_batches(rebuild_data(first), n))
+    paths["reconstructions"] = _save(fig, out_dir / f"{variant}-reconstructions.png")
 
-    fig, axes = plt.subplots(1, len(runs), figsize=(3.2 * len(runs), 4.2), squeeze=False)
-    for ax, (name, r) in zip(axes[0], zip(models, runs["run"])):
-        plots.hinton(np.asarray(r.info["dci_R"]), r.info["factor_names"], ax=ax, title=name)
-    paths["hinton"] = out_dir / f"{variant}-hinton.png"
-    fig.savefig(paths["hinton"], dpi=110, bbox_inches="tight")
-    plt.close(fig)
+    fig, axes = plt.subplots(1, len(chosen), figsize=(3.2 * len(chosen), 4.2), squeeze=False)
+    for ax, r in zip(axes[0], vae_first):
+        names = r.info["factor_names"]
+        R = np.eye(len(names)) if r.config["training"]["objective"] == "gt_decoder" else np.asarray(r.info["dci_R"])
+        plots.hinton(R, names, ax=ax, title=model_label(r.config))
+    paths["hinton"] = _save(fig, out_dir / f"{variant}-hinton.png")
     return paths
+
+
+def dataset_figure(table: pd.DataFrame, dataset: str, out_dir: str | Path) -> Path:
+    """The paper's per-dataset figure: NLL against disentanglement, one panel per condition
+    (recombination to element, to range, extrapolation), train and test joined per model."""
+    selected = select_models(table[table["dataset"] == dataset])
+    conditions = [c for c in CONDITION_ORDER if c in set(selected["condition"])]
+    fig, axes = plt.subplots(1, len(conditions), figsize=(4.6 * len(conditions), 3.8), squeeze=False)
+    for ax, condition in zip(axes[0], conditions):
+        part = selected[selected["condition"] == condition]
+        for variant, rows in part.groupby("variant"):
+            plots.nll_vs_disentanglement(rows, ax=ax, title=f"{condition} / {variant}", log=condition == "extrp")
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    return _save(fig, out_dir / "disent_vs_nll.png")
+
+
+def paper_figures(runs: pd.DataFrame, out_root: str | Path | None = None) -> dict[str, Any]:
+    """Everything the paper shows, for every split that has runs: per split the CSV and figures of
+    ``split_figures`` under ``<out_root>/<dataset>/<condition>/``, per dataset ``disent_vs_nll.png``,
+    and ``paper-comparison.csv`` (genlab's selected runs next to the published numbers)."""
+    out_root = Path(out_root) if out_root is not None else results_dir("disent")
+    outputs: dict[str, Any] = {"splits": {}, "datasets": {}}
+    if runs.empty:
+        return outputs
+    for key, group in runs.groupby(GROUP, dropna=False, sort=True):
+        outputs["splits"][key] = split_figures(group, out_root / str(key[0]) / str(key[1]))
+    table = results_table(runs)
+    for dataset in sorted(set(table["dataset"])):
+        outputs["datasets"][dataset] = dataset_figure(table, dataset, out_root / dataset)
+    comparison = compare_with_paper(table)
+    outputs["comparison"] = out_root / "paper-comparison.csv"
+    comparison.to_csv(outputs["comparison"], index=False)
+    return outputs
 
 
 def _parse_where(pairs: list[str]) -> dict[str, Any]:
@@ -157,17 +266,28 @@ def _parse_where(pairs: list[str]) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m genlab.analysis.disent", description=__doc__.split("\n\n")[0])
-    parser.add_argument("command", choices=["figures"], help="draw the figures of the newest matching run")
-    parser.add_argument("--source", default=str(sims_dir("disent")), help="file-store directory or mongodb://host:port/db")
-    parser.add_argument("--out", default=str(results_dir("disent") / "runs"))
+    parser.add_argument("command", choices=["figures", "paper"],
+                        help="figures: the newest matching run's reconstructions and traversals; paper: every split")
+    parser.add_argument("--source", default=None, help="disent runs: file-store directory or mongodb://host:port/db")
+    parser.add_argument("--decoders", default=None, help="ground-truth decoder runs (default data/sims/decoders)")
+    parser.add_argument("--out", default=None, help="output directory (default data/results/disent)")
     parser.add_argument("--where", nargs="*", default=[], metavar="KEY=VALUE", help="config filters (JSON values)")
     args = parser.parse_args(argv)
+    where = _parse_where(args.where)
 
-    runs = load_runs(args.source, where=_parse_where(args.where), experiment="disent", status="COMPLETED")
+    if args.command == "paper":
+        runs = load_disent_runs(args.source, args.decoders, where)
+        outputs = paper_figures(runs, args.out)
+        print(f"{len(runs)} completed runs; figures and tables under {args.out or results_dir('disent')}")
+        if "comparison" in outputs:
+            print(pd.read_csv(outputs["comparison"]).to_string(index=False))
+        return
+
+    runs = load_runs(args.source or sims_dir("disent"), where=where, experiment="disent", status="COMPLETED")
     if runs.empty:
-        raise SystemExit(f"no completed disent run in {args.source} matches {args.where}")
+        raise SystemExit(f"no completed disent run in {args.source or sims_dir('disent')} matches {args.where}")
     run: Run = runs.iloc[-1]["run"]
-    path = run_figure(run, args.out)
+    path = run_figure(run, args.out or results_dir("disent") / "runs")
     print(f"run {run.run_id} ({model_label(run.config)}, {run.config['dataset']['name']} "
           f"{run.config['dataset']['condition']}/{run.config['dataset']['variant']}, {run.info.get('iterations')} iterations)")
     for name, value in sorted(run.final_metrics().items()):

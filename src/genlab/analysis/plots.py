@@ -3,7 +3,7 @@ NLL vs disentanglement. Each function draws on matplotlib and returns the Figure
 
 from __future__ import annotations
 
-from typing import Mapping, Sequence
+from typing import Callable, Mapping, Sequence
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -25,19 +25,22 @@ def _canvas(fig, size):
 
 
 @torch.no_grad()
-def reconstructions(models: Mapping[str, torch.nn.Module], images: Mapping[str, torch.Tensor], fig=None):
-    """Rows: the originals, then each model's posterior-mean reconstruction (sigmoid of the logits);
-    one block of columns per image set (e.g. ``{"train": x_train, "test": x_test}``)."""
-    n_cols = sum(len(x) for x in images.values())
-    rows = ["original", *models]
+def reconstructions(renderers: Mapping[str, Callable[[dict], torch.Tensor]], batches: Mapping[str, dict], fig=None):
+    """Rows: the originals, then each model's rendering of them (sigmoid of the logits that
+    ``renderers[name](batch)`` returns: a VAE's posterior-mean reconstruction of ``batch["x"]``, a
+    ground-truth decoder's image of ``batch["factors"]``); one block of columns per set of images
+    (e.g. ``{"train": batch, "test": batch}``)."""
+    n_cols = sum(len(b["x"]) for b in batches.values())
+    rows = ["original", *renderers]
     fig = _canvas(fig, (1.1 * n_cols, 1.15 * len(rows)))
     axes = fig.subplots(len(rows), n_cols, squeeze=False)
     col = 0
-    for split, x in images.items():
-        outs = {name: torch.sigmoid(m.eval()(x)["logits"]) for name, m in models.items()}
+    for split, batch in batches.items():
+        x = batch["x"]
+        outs = {name: torch.sigmoid(render(batch)) for name, render in renderers.items()}
         for i in range(len(x)):
             _show(axes[0, col + i], x[i])
-            for r, name in enumerate(models, start=1):
+            for r, name in enumerate(renderers, start=1):
                 _show(axes[r, col + i], outs[name][i])
         axes[0, col].set_title(split, loc="left", fontsize=9)
         col += len(x)
@@ -89,11 +92,13 @@ def hinton(R: np.ndarray, factor_names: Sequence[str], ax=None, title: str | Non
     return ax.figure
 
 
-def nll_vs_disentanglement(table, label: str = "model", ax=None, title: str | None = None):
+def nll_vs_disentanglement(table, label: str = "model", ax=None, title: str | None = None, log: bool = False):
     """The paper's scatter: for every model, its train and test NLL at its disentanglement, joined
     by a line (columns ``disentanglement``, ``train_nll``, ``test_nll`` and ``label``)."""
     if ax is None:
         _, ax = plt.subplots(figsize=(4.5, 3.5))
+    if log:
+        ax.set_yscale("log")
     for _, row in table.iterrows():
         d = row["disentanglement"]
         line = ax.plot([d, d], [row["train_nll"], row["test_nll"]], "-", alpha=0.5)[0]

@@ -15,7 +15,7 @@ from genlab.data import splits
 from genlab.data.base import FactorGrid, FactorImages
 from genlab.data.registry import DATASETS, DatasetSpec
 
-__all__ = ["DATASETS", "DatasetSpec", "FactorGrid", "FactorImages", "SplitData", "check_split", "load_split_data"]
+__all__ = ["DATASETS", "DatasetSpec", "FactorGrid", "FactorImages", "SplitData", "check_options", "check_split", "load_split_data"]
 
 
 @dataclass
@@ -52,6 +52,14 @@ def check_split(name: str, condition: str | None, variant: str | None) -> str | 
     return variant if variant is not None else splits.default_variant(name, condition)
 
 
+def check_options(name: str, options: dict) -> None:
+    """Refuse loader options the dataset does not have, listing the ones it has."""
+    known = DATASETS.get(name).options()
+    unknown = sorted(set(options) - set(known))
+    if unknown:
+        raise ValueError(f"dataset {name!r} has no option(s) {', '.join(unknown)}; its options: {', '.join(sorted(known)) or '(none)'}")
+
+
 def load_split_data(
     name: str,
     condition: str | None = None,
@@ -59,12 +67,17 @@ def load_split_data(
     val_fraction: float = 0.0,
     split_seed: int = 0,
     device: torch.device | str = "cpu",
+    tiny: bool = False,
     **load_options,
 ) -> SplitData:
-    """Load dataset ``name`` (``load_options`` go to its loader: ``source``, ``path``, ``strides`` ...)
-    and split it. Validation images are a seeded random part of the training combinations."""
+    """Load dataset ``name`` (``load_options`` go to its loader: ``source``, ``path``, ``strides``,
+    ``resident`` and its own options) and split it. Validation images are a seeded random part of the
+    training combinations. ``tiny``: the dataset's small sub-grid for smoke runs (unless ``strides``)."""
     variant = check_split(name, condition, variant)
-    data = DATASETS.get(name).load(**load_options).to(device)
+    spec = DATASETS.get(name)
+    if tiny and load_options.get("strides") is None:
+        load_options["strides"] = spec.tiny_strides
+    data = spec.load(**load_options).to(device)
     train, val, test = splits.split_indices(
         data.values.cpu().numpy(), data.classes.cpu().numpy(), name, condition, variant, val_fraction, split_seed
     )

@@ -396,6 +396,7 @@ def load(
     source: str = "file",
     strides: Sequence[int] | None = None,
     cache_dir: str | Path | None = None,
+    resident: bool | str = "auto",
 ) -> FactorImages:
     """dSprites as :class:`FactorImages` (CPU tensors, packed bits).
 
@@ -403,7 +404,8 @@ def load(
     ``source="generated"`` renders the grid, caching the full grid as an npz in the real format under
     ``cache_dir`` (default ``paths.generated_dir("dsprites")``) and reading it back next time.
     ``strides`` (5 ints) keeps only the subgrid ``GRID.subgrid(strides)``: class indices stay those
-    of the full grid, values are the dSprites values.
+    of the full grid, values are the dSprites values. ``resident`` is accepted for a uniform loader
+    signature and ignored: packed bits (377 MB for the full grid) are always resident.
     """
     if source not in SOURCES:
         raise ValueError(f"unknown dsprites source {source!r}; valid sources: {', '.join(SOURCES)}")
@@ -432,7 +434,17 @@ def load(
     return from_numpy(packed, classes, values, IMAGE_SHAPE, GRID.names, bits=True)
 
 
-DSPRITES = DATASETS.register("dsprites")(DatasetSpec("dsprites", load, GRID, IMAGE_SHAPE))
+DSPRITES = DATASETS.register("dsprites")(
+    DatasetSpec(
+        "dsprites",
+        load,
+        GRID,
+        IMAGE_SHAPE,
+        description="dSprites (DeepMind, 737,280 binary images): source=file reads the published npz; "
+        "source=generated renders the same grid offline (99.96 % pixel agreement with the official frames)",
+        tiny_strides=(1, 2, 4, 4, 4),  # 5,760 images
+    )
+)
 
 
 # ------------------------------------------------------------------------------------------------

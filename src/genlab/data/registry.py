@@ -8,6 +8,7 @@ MPI3D, ...) registers itself the same way and is added to the imports below.
 
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass
 from typing import Callable
 
@@ -23,9 +24,22 @@ class DatasetSpec:
     load: Callable[..., FactorImages]  # keyword arguments: the dataset's config entries
     grid: FactorGrid  # full factor grid, colour or other constant factors dropped
     image_shape: tuple[int, int, int]
+    description: str = ""  # one line: what the dataset is, its sources (a stand-in says so)
+    tiny_strides: tuple[int, ...] | None = None  # a sub-grid for smoke runs that keeps every split non-empty
+
+    def options(self) -> dict:
+        """The loader's dataset-specific keyword arguments and their defaults (e.g. MPI3D's ``version``)."""
+        common = {"path", "source", "strides", "resident"}
+        return {
+            name: p.default
+            for name, p in inspect.signature(self.load).parameters.items()
+            if name not in common and p.default is not inspect.Parameter.empty
+        }
 
 
 DATASETS: Registry[DatasetSpec] = Registry("dataset")
 
 # built-in datasets register themselves on import
 import genlab.data.dsprites  # noqa: E402,F401
+import genlab.data.mpi3d  # noqa: E402,F401
+import genlab.data.shapes3d  # noqa: E402,F401

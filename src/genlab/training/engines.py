@@ -29,6 +29,7 @@ from genlab.training.handlers import (
     attach_checkpointing,
     attach_evaluation,
     attach_train_logging,
+    evaluate,
     load_checkpoint,
 )
 
@@ -57,6 +58,21 @@ def create_evaluator(model: torch.nn.Module, objective: Objective) -> Engine:
     evaluator.add_event_handler(Events.ITERATION_COMPLETED, lambda e: mean.update(e.state.output))
     evaluator.add_event_handler(Events.EPOCH_COMPLETED, mean.completed, "mean")
     return evaluator
+
+
+def evaluate_parts(
+    evaluator: Engine, parts: dict, max_samples: int | None = None, batch_size: int = 512, seed: int = 1
+) -> dict[str, dict[str, float]]:
+    """Run ``evaluator`` on each non-empty ``FactorImages`` of ``parts`` (a seeded random subset of at
+    most ``max_samples`` images, all of them when None); returns ``{part: metrics}``."""
+    from genlab.data.base import sample
+    from genlab.data.batches import SequentialBatches
+
+    return {
+        name: evaluate(evaluator, SequentialBatches(sample(part, max_samples, seed=seed), batch_size))
+        for name, part in parts.items()
+        if len(part)
+    }
 
 
 @dataclass
