@@ -27,7 +27,7 @@ def recorded(tmp_path_factory):
     env.pop("GENLAB_MONGO", None)
     args = ["with", "dataset.generated", "dataset.tiny", "dataset.condition=recomb2range", "training.max_iterations=20",
             "training.eval_every=10", "training.log_every=5", "training.progress=False", "eval_triplets=300",
-            "training.batch_size=32", "dci_samples=1000", "model.mlp_mixer", "seed=1"]
+            "training.batch_size=32", "dci_samples=1000", "factorvae_votes=40", "model.mlp_mixer", "seed=1"]
     proc = subprocess.run([sys.executable, "-m", "experiments.composition", *args], cwd=REPO, env=env,
                           capture_output=True, text=True, timeout=600)
     if proc.returncode != 0:
@@ -40,7 +40,8 @@ def test_the_run_is_recorded_and_reloads(recorded):
     assert runs["status"].tolist() == ["COMPLETED"]
     assert runs["training.objective"].tolist() == ["composer"]  # the experiment's default training
     assert runs["model.mixer"].tolist() == ["mlp"]
-    for column in ("train.recon_nll", "test.recon_nll", "val.recon_nll", "train.dci_disentanglement", "batch.loss"):
+    for column in ("train.recon_nll", "test.recon_nll", "val.recon_nll", "train.dci_disentanglement", "train.mig",
+                   "train.factorvae_score", "batch.loss"):
         assert runs[column].notna().all(), column
     run = runs.iloc[0]["run"]
     assert run.info["input_shape"] == [1, 64, 64] and run.info["n_actions"] == 5

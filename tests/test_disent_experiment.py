@@ -121,3 +121,21 @@ def test_mongo_observer_via_sacred_flag(mongo_url, tmp_path):
     assert not list(tmp_path.rglob("*.pickle"))  # nothing fell back to a failure_dir
 
 
+
+
+@pytest.mark.parametrize("experiment, dataset, condition", [
+    ("disent", "shapes3d", "recomb2element"), ("decoders", "mpi3d", "extrp"), ("composition", "shapes3d", "recomb2range")])
+def test_rgb_datasets_run_record_and_reload_on_tiny_stand_ins(experiment, dataset, condition, tmp_path):
+    from conftest import TINY as BASE
+
+    args = ["with", *BASE, f"dataset.{dataset}", "dataset.source=standin", f"dataset.condition={condition}",
+            "training.max_iterations=10", "training.eval_every=5"]
+    if experiment != "decoders":
+        args += ["factorvae_votes=20"]
+    if experiment == "composition":
+        args += ["eval_triplets=64"]
+    run_experiment(experiment, args, tmp_path)
+    run = load_runs(tmp_path / "sims" / experiment).iloc[0]["run"]
+    assert run.status == "COMPLETED" and run.info["input_shape"] == [3, 64, 64]
+    assert {"train.recon_nll", "test.recon_nll"} <= set(run.final_metrics())
+    assert run.config["dataset"]["variant"]  # the condition's default variant is recorded

@@ -24,22 +24,19 @@ settings given there override it.
 
 Logged: ``batch.*``, ``val.*`` (every ``training.eval_every``), and at the end ``train.recon_nll``,
 ``test.recon_nll`` (Bernoulli NLL of the target rendered from posterior means, nats per image, on
-``eval_triplets`` fixed triplets drawn from ``triplet_seed``) and ``train.dci_*`` (DCI of the
-composer's encoder, posterior means, on the training part). Artifact ``model.pt``;
+``eval_triplets`` fixed triplets drawn from ``triplet_seed``), and ``train.dci_*``, ``train.mig``,
+``train.factorvae_score`` of the composer's encoder (posterior means) on the training part. Artifact ``model.pt``;
 ``info["input_shape"]`` and ``info["n_actions"]`` rebuild the model with
 ``genlab.models.composer.build_composer(**config["model"], ...)``.
 """
 
 from __future__ import annotations
 
-import numpy as np
 from sacred import Experiment
 
-from genlab.data.base import sample
 from genlab.data.triplets import TripletBatches, split_triplets
 from genlab.devices import resolve_device
-from genlab.metrics.dci import dci
-from genlab.metrics.representations import posterior_means
+from genlab.metrics.representations import disentanglement_scores
 from genlab.training.engines import create_evaluator
 from genlab.training.handlers import evaluate, log_metrics
 from ingredients.composer import make_composer, model
@@ -58,12 +55,15 @@ def config():
     n_samples = 10_000  # training triplets per epoch (the original's fixed epoch, disent.md 2.4)
     eval_triplets = 5_000  # fixed triplets of each part (train, val, test) for the NLLs
     triplet_seed = 0  # seed of the fixed evaluation triplets
-    dci_samples = None  # training images the DCI regression sees (None: the whole training part)
+    dci_samples = None  # training images DCI and MIG see (None: the whole training part)
     dci_alpha = 0.02  # Lasso penalty of DCI (disent.md 5.2)
+    mig_bins = 20  # equal-width bins per latent for MIG
+    factorvae_votes = 800  # training and evaluation votes of the FactorVAE score
 
 
 @ex.main
-def main(_run, _seed, _log, device, n_samples, eval_triplets, triplet_seed, dci_samples, dci_alpha, training):
+def main(_run, _seed, _log, device, n_samples, eval_triplets, triplet_seed, dci_samples, dci_alpha, mig_bins,
+         factorvae_votes, training):
     if training["objective"] != "composer":
         raise ValueError(f"experiments.composition trains the 'composer' objective, not {training['objective']!r}")
     dev = resolve_device(device)
@@ -96,17 +96,13 @@ def main(_run, _seed, _log, device, n_samples, eval_triplets, triplet_seed, dci_
             log_metrics(_run.log_scalar, split, {"recon_nll": metrics["recon_nll"], "kl": metrics["kl"]}, step)
             results[f"{split}.recon_nll"] = metrics["recon_nll"]
 
-    train_part = sample(data.train, dci_samples, seed=2)
-    codes = posterior_means(net, train_part, training["eval_batch_size"]).cpu().numpy()
-    scores = dci(codes, train_part.values.cpu().numpy(), alpha=dci_alpha)
-    dci_metrics = {
-        "dci_disentanglement": scores["disentanglement"],
-        "dci_completeness": scores["completeness"],
-        "dci_informativeness": float(np.nanmean(scores["informativeness"])),  # mean held-out R^2
-    }
-    log_metrics(_run.log_scalar, "train", dci_metrics, step)
-    results.update({f"train.{k}": v for k, v in dci_metrics.items()})
-    _run.info["dci_R"] = scores["R"].tolist()
+    net.eval()
+    scores, extra = disentanglement_scores(
+        lambda x: net.encode(x)[0], data.train, dci_samples, dci_alpha, mig_bins, factorvae_votes, training["eval_batch_size"]
+    )
+    log_metrics(_run.log_scalar, "train", scores, step)
+    results.update({f"train.{k}": v for k, v in scores.items()})
+    _run.info.update(extra)
     return results
 
 
