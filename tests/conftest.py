@@ -60,7 +60,7 @@ def mongo_url(tmp_path_factory) -> str:
 # --- recorded runs of the disent experiments ------------------------------------------------------
 
 TINY = ["dataset.generated", "dataset.tiny", "training.progress=False", "training.log_every=5"]
-TINY_DISENT = [*TINY, "factorvae_votes=40"]  # the FactorVAE score's default 2 x 800 votes encode 102k images
+TINY_DISENT = [*TINY, "evaluation.factorvae_votes=40"]  # the FactorVAE score's default 2 x 800 votes encode 102k images
 
 
 def run_experiment(name: str, args: list[str], data_dir: Path, check: bool = True, cwd: Path = REPO):

@@ -27,7 +27,7 @@ def recorded(tmp_path_factory):
     env.pop("GENLAB_MONGO", None)
     args = ["with", "dataset.generated", "dataset.tiny", "dataset.condition=recomb2range", "training.max_iterations=20",
             "training.eval_every=10", "training.log_every=5", "training.progress=False", "eval_triplets=300",
-            "training.batch_size=32", "dci_samples=1000", "factorvae_votes=40", "model.mlp_mixer", "seed=1"]
+            "training.batch_size=32", "evaluation.dci_samples=1000", "evaluation.factorvae_votes=40", "model.mlp_mixer", "seed=1"]
     proc = subprocess.run([sys.executable, "-m", "experiments.composition", *args], cwd=REPO, env=env,
                           capture_output=True, text=True, timeout=600)
     if proc.returncode != 0:

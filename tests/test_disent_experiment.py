@@ -131,7 +131,7 @@ def test_rgb_datasets_run_record_and_reload_on_tiny_stand_ins(experiment, datase
     args = ["with", *BASE, f"dataset.{dataset}", "dataset.source=standin", f"dataset.condition={condition}",
             "training.max_iterations=10", "training.eval_every=5"]
     if experiment != "decoders":
-        args += ["factorvae_votes=20"]
+        args += ["evaluation.factorvae_votes=20"]
     if experiment == "composition":
         args += ["eval_triplets=64"]
     run_experiment(experiment, args, tmp_path)

@@ -36,17 +36,17 @@ from sacred import Experiment
 
 from genlab.data.triplets import TripletBatches, split_triplets
 from genlab.devices import resolve_device
-from genlab.metrics.representations import disentanglement_scores
 from genlab.training.engines import create_evaluator
-from genlab.training.handlers import evaluate, log_metrics
+from genlab.training.handlers import evaluate
 from ingredients.composer import make_composer, model
 from ingredients.dataset import dataset, load_data, record_data
-from ingredients.observers import add_torch_artifact, checkpoint_dir, prepare, run_cli
+from ingredients.evaluation import encoder_scores, evaluation
+from ingredients.observers import checkpoint_dir, log_final, prepare, record_fit, run_cli
 from ingredients.training import fit_batches, make_objective, make_optimizers, training
 
 DEFAULTS = ["training.composer"]  # named configs applied before the user's
 
-ex = prepare(Experiment("composition", ingredients=[dataset, model, training]))
+ex = prepare(Experiment("composition", ingredients=[dataset, model, training, evaluation]))
 
 
 @ex.config
@@ -55,15 +55,10 @@ def config():
     n_samples = 10_000  # training triplets per epoch (the original's fixed epoch, disent.md 2.4)
     eval_triplets = 5_000  # fixed triplets of each part (train, val, test) for the NLLs
     triplet_seed = 0  # seed of the fixed evaluation triplets
-    dci_samples = None  # training images DCI and MIG see (None: the whole training part)
-    dci_alpha = 0.02  # Lasso penalty of DCI (disent.md 5.2)
-    mig_bins = 20  # equal-width bins per latent for MIG
-    factorvae_votes = 800  # training and evaluation votes of the FactorVAE score
 
 
 @ex.main
-def main(_run, _seed, _log, device, n_samples, eval_triplets, triplet_seed, dci_samples, dci_alpha, mig_bins,
-         factorvae_votes, training):
+def main(_run, _seed, _log, device, n_samples, eval_triplets, triplet_seed, training):
     if training["objective"] != "composer":
         raise ValueError(f"experiments.composition trains the 'composer' objective, not {training['objective']!r}")
     dev = resolve_device(device)
@@ -82,10 +77,7 @@ def main(_run, _seed, _log, device, n_samples, eval_triplets, triplet_seed, dci_
     _run.info.update(n_actions=n_actions, inert_factors=inert, checkpoint_dir=checkpoint_dir(_run))
 
     fitted = fit_batches(net, objective, optimizers, train_batches, fixed.get("val"), _run.log_scalar, _run.info["checkpoint_dir"])
-    _run.info["iterations"] = fitted.iterations
-    if fitted.resumed_from is not None:
-        _run.info["resumed_from"] = str(fitted.resumed_from)
-    add_torch_artifact(_run, net.state_dict(), "model.pt")
+    record_fit(_run, fitted, net)
 
     step = fitted.iterations
     results = {"val.recon_nll": fitted.val_metrics["recon_nll"]} if fitted.val_metrics else {}
@@ -93,15 +85,9 @@ def main(_run, _seed, _log, device, n_samples, eval_triplets, triplet_seed, dci_
     for split in ("train", "test"):
         if split in fixed:
             metrics = evaluate(evaluator, fixed[split])
-            log_metrics(_run.log_scalar, split, {"recon_nll": metrics["recon_nll"], "kl": metrics["kl"]}, step)
-            results[f"{split}.recon_nll"] = metrics["recon_nll"]
-
-    net.eval()
-    scores, extra = disentanglement_scores(
-        lambda x: net.encode(x)[0], data.train, dci_samples, dci_alpha, mig_bins, factorvae_votes, training["eval_batch_size"]
-    )
-    log_metrics(_run.log_scalar, "train", scores, step)
-    results.update({f"train.{k}": v for k, v in scores.items()})
+            log_final(_run, split, {"recon_nll": metrics["recon_nll"], "kl": metrics["kl"]}, step, results)
+    scores, extra = encoder_scores(net, data.train)
+    log_final(_run, "train", scores, step, results)
     _run.info.update(extra)
     return results
 

@@ -19,24 +19,22 @@ from __future__ import annotations
 from sacred import Experiment
 
 from genlab.devices import resolve_device
-from genlab.training.engines import create_evaluator, evaluate_parts
-from genlab.training.handlers import log_metrics
 from ingredients.dataset import dataset, load_data, record_data
 from ingredients.decoder import make_decoder, model
-from ingredients.observers import add_torch_artifact, checkpoint_dir, prepare, run_cli
+from ingredients.evaluation import evaluation, final_nll
+from ingredients.observers import checkpoint_dir, log_final, prepare, record_fit, run_cli
 from ingredients.training import make_objective, make_optimizers, train, training
 
-ex = prepare(Experiment("decoders", ingredients=[dataset, model, training]))
+ex = prepare(Experiment("decoders", ingredients=[dataset, model, training, evaluation]))
 
 
 @ex.config
 def config():
     device = "auto"  # "auto" picks CUDA when present
-    eval_samples = None  # images per split for the end-of-run NLL (None: the whole split)
 
 
 @ex.main
-def main(_run, _seed, device, eval_samples, dataset, training):
+def main(_run, _seed, device, dataset):
     dev = resolve_device(device)
     data = load_data(device=dev)
     net = make_decoder(dataset["name"], data.image_shape).to(dev)
@@ -46,16 +44,11 @@ def main(_run, _seed, device, eval_samples, dataset, training):
     _run.info["checkpoint_dir"] = checkpoint_dir(_run)
 
     fitted = train(net, objective, optimizers, data.train, data.val, _run.log_scalar, _run.info["checkpoint_dir"], _seed)
-    _run.info["iterations"] = fitted.iterations
-    if fitted.resumed_from is not None:
-        _run.info["resumed_from"] = str(fitted.resumed_from)
-    add_torch_artifact(_run, net.state_dict(), "model.pt")
+    record_fit(_run, fitted, net)
 
     results = {"val.recon_nll": fitted.val_metrics["recon_nll"]} if fitted.val_metrics else {}
-    parts = {"train": data.train, "test": data.test}
-    for split, metrics in evaluate_parts(create_evaluator(net, objective), parts, eval_samples, training["eval_batch_size"]).items():
-        log_metrics(_run.log_scalar, split, {"recon_nll": metrics["recon_nll"]}, fitted.iterations)
-        results[f"{split}.recon_nll"] = metrics["recon_nll"]
+    for split, metrics in final_nll(net, objective, {"train": data.train, "test": data.test}, ("recon_nll",)).items():
+        log_final(_run, split, metrics, fitted.iterations, results)
     return results
 
 

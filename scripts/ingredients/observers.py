@@ -124,3 +124,18 @@ def add_torch_artifact(run, obj, name: str) -> None:
         path = os.path.join(tmp, name)
         torch.save(obj, path)
         run.add_artifact(path, name=name)
+
+
+def record_fit(run, fitted, model) -> None:
+    """After training: how far it went, where it resumed from, and the model's state dict (``model.pt``)."""
+    run.info["iterations"] = fitted.iterations
+    if fitted.resumed_from is not None:
+        run.info["resumed_from"] = str(fitted.resumed_from)
+    add_torch_artifact(run, model.state_dict(), "model.pt")
+
+
+def log_final(run, split: str, metrics: dict, step: int, results: dict) -> None:
+    """Log ``<split>.<quantity>`` at the final step and collect the same names into ``results``."""
+    for name, value in metrics.items():
+        run.log_scalar(f"{split}.{name}", float(value), step)
+        results[f"{split}.{name}"] = float(value)

@@ -7,7 +7,6 @@ training device once, and cuts it into train / validation / test views by a regi
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Sequence
 
 import torch
 

@@ -11,6 +11,8 @@ the rule by which loaders with ``resident="auto"`` choose between the two.
 
 from __future__ import annotations
 
+import logging
+
 import os
 from dataclasses import dataclass, field, replace
 from typing import Callable, Sequence
@@ -199,6 +201,19 @@ def choose_resident(resident: bool | str, nbytes: int) -> bool:
     if resident == "auto":
         return nbytes <= resident_budget()
     raise ValueError(f"resident must be true, false or 'auto', got {resident!r}")
+
+
+def standin_images(name: str, classes: np.ndarray, render, image_shape, resident: bool | str = "auto"):
+    """Synthetic stand-in images of ``classes`` (``render(classes) -> uint8 (B, C, H, W)``), rendered
+    now if they fit (``choose_resident``) or per batch; logs loudly that they are not the real data."""
+    lazy = LazyImages(len(classes), tuple(image_shape), lambda rows: render(classes[rows]),
+                      description=f"{name} synthetic stand-in, rendered on demand")  # fmt: skip
+    keep = choose_resident(resident, lazy.nbytes)
+    logging.getLogger(f"genlab.data.{name}").warning(
+        "%s: using a synthetic STAND-IN (source=standin), not the real images: %d images, %s",
+        name, len(classes), "rendered now" if keep else "rendered per batch",
+    )  # fmt: skip
+    return lazy.materialize() if keep else lazy
 
 
 @dataclass

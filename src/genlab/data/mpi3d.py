@@ -41,7 +41,7 @@ import numpy as np
 from numpy.lib import format as npformat
 
 from genlab import paths
-from genlab.data.base import FactorGrid, FactorImages, LazyImages, choose_resident, from_numpy
+from genlab.data.base import FactorGrid, FactorImages, LazyImages, choose_resident, from_numpy, standin_images
 from genlab.data.registry import DATASETS, DatasetSpec
 
 log = logging.getLogger(__name__)
@@ -339,14 +339,7 @@ def load(
             raise ValueError("dataset.path is only read with dataset.source=file")
         sizes = grid.sizes
         render_standin(classes[:0], sizes)  # checks the sizes before anything is built
-        lazy = LazyImages(len(classes), IMAGE_SHAPE, lambda rows: render_standin(classes[rows], sizes),
-                          description="MPI3D synthetic stand-in, rendered on demand")  # fmt: skip
-        keep = choose_resident(resident, lazy.nbytes)
-        log.warning(
-            "mpi3d: using a synthetic STAND-IN (source=standin), not the real MPI3D images: %d images, %s",
-            len(classes), "rendered now" if keep else "rendered per batch",
-        )  # fmt: skip
-        images = lazy.materialize() if keep else lazy
+        images = standin_images("mpi3d", classes, lambda c: render_standin(c, sizes), IMAGE_SHAPE, resident)
         return from_numpy(images, classes, values, IMAGE_SHAPE, grid.names, bits=False)
 
     file = Path(path) if path is not None else default_path(version)

@@ -33,7 +33,7 @@ from typing import Sequence
 import numpy as np
 
 from genlab import paths
-from genlab.data.base import FactorGrid, FactorImages, LazyImages, choose_resident, from_numpy
+from genlab.data.base import FactorGrid, FactorImages, LazyImages, choose_resident, from_numpy, standin_images
 from genlab.data.registry import DATASETS, DatasetSpec
 
 log = logging.getLogger(__name__)
@@ -300,14 +300,7 @@ def load(
         if path is not None:
             raise ValueError("dataset.path is only read with dataset.source=file")
         classes = strided_classes(strides)
-        lazy = LazyImages(len(classes), IMAGE_SHAPE, lambda rows: render_standin(classes[rows]),
-                          description="3DShapes synthetic stand-in, rendered on demand")  # fmt: skip
-        keep = choose_resident(resident, lazy.nbytes)
-        log.warning(
-            "shapes3d: using a synthetic STAND-IN (source=standin), not the real 3DShapes images: %d images, %s",
-            len(classes), "rendered now" if keep else "rendered per batch",
-        )  # fmt: skip
-        images = lazy.materialize() if keep else lazy
+        images = standin_images("shapes3d", classes, render_standin, IMAGE_SHAPE, resident)
         return from_numpy(images, classes, GRID.values_of(classes), IMAGE_SHAPE, GRID.names, bits=False)
 
     file = Path(path) if path is not None else default_path()
