@@ -1,0 +1,37 @@
+"""The pair of explicit densities that flow contrastive estimation trains (fce.md 2, 3).
+
+``EnergyFlow`` holds the EBM p_theta (``genlab.models.ebm.EnergyMLP``) and the flow q_alpha
+(``genlab.models.flows``) as one module, so one ``model.pt`` and one checkpoint entry hold both. The
+EBM is ``None`` for objectives that train the flow alone (``flow_mle``, the Glow-MLE baseline).
+``build_energy_flow`` rebuilds it from a run's recorded ``model`` config.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+from torch import nn
+
+from genlab.models.ebm import EnergyMLP
+from genlab.models.flows import Flow, build_flow
+
+
+class EnergyFlow(nn.Module):
+    def __init__(self, flow: Flow, ebm: EnergyMLP | None = None):
+        super().__init__()
+        self.flow, self.ebm = flow, ebm
+
+    def players(self) -> dict[str, nn.Module]:
+        """The models that exist, by name (``ebm`` only when there is one)."""
+        return {name: m for name, m in (("ebm", self.ebm), ("flow", self.flow)) if m is not None}
+
+
+def build_energy_flow(
+    flow: str = "glow",
+    flow_options: Mapping[str, Any] | None = None,
+    ebm_options: Mapping[str, Any] | None = None,
+    with_ebm: bool = True,
+) -> EnergyFlow:
+    """A flow from ``genlab.models.flows.FLOWS`` (with its keyword options) and, if ``with_ebm``, the EBM."""
+    ebm = EnergyMLP(**dict(ebm_options or {})) if with_ebm else None
+    return EnergyFlow(build_flow(flow, **dict(flow_options or {})), ebm)

@@ -1,0 +1,69 @@
+"""The normalizing-flow interface shared by the FCE flows (reference notes ``fce.md`` sections 2.2, 2.3).
+
+A flow is a bijection f from data x to noise z with a standard normal base N(0, I_dim), so
+``log q(x) = log N(f(x); 0, I) + log|det df/dx|``. Sampling runs the inverse on base noise and
+returns ``log q(x~) = log N(z) - log|det df^{-1}/dz|`` without a second density pass, as the
+original's ``inverse`` does (fce.md 2.2 "Sampling", 2.3 "Inverse"). Everything is differentiable
+in the parameters, so FCE's flow update can use pathwise (reparameterised) gradients through both
+the samples and their log-density (fce.md 3.2).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from genlab.registry import Registry
+
+FLOWS: Registry[type["Flow"]] = Registry("flow")
+
+_HALF_LOG_2PI = 0.5 * math.log(2 * math.pi)
+
+
+def standard_normal_log_prob(z: torch.Tensor) -> torch.Tensor:
+    """log N(z; 0, I), summed over the last dimension: shape (B,)."""
+    return -0.5 * z.square().sum(-1) - z.shape[-1] * _HALF_LOG_2PI
+
+
+class Flow(nn.Module):
+    """A bijection data -> noise with a standard normal base; subclasses define ``forward`` and ``inverse``.
+
+    ``forward(x) -> (z, logdet)`` with ``logdet = log|det dz/dx|`` of shape (B,);
+    ``inverse(z) -> (x, logdet)`` with ``logdet = log|det dx/dz|`` of shape (B,).
+    """
+
+    def __init__(self, dim: int):
+        super().__init__()
+        if dim < 2:
+            raise ValueError(f"a flow needs dim >= 2 (the coupling/autoregressive split needs two parts), got {dim}")
+        self.dim = int(dim)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        raise NotImplementedError
+
+    def inverse(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        raise NotImplementedError
+
+    def log_prob(self, x: torch.Tensor) -> torch.Tensor:
+        """log q(x), shape (B,)."""
+        z, logdet = self(x)
+        return standard_normal_log_prob(z) + logdet
+
+    def sample_from(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(x, log q(x))`` for ``x = f^{-1}(z)``; gradients reach the parameters through both."""
+        x, logdet = self.inverse(z)
+        return x, standard_normal_log_prob(z) - logdet
+
+    def sample(self, n: int, generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """``n`` reparameterised samples and their log-density.
+
+        The noise is drawn on the flow's device and in its dtype; a ``generator`` must live on that device.
+        """
+        ref = next(self.parameters())
+        z = torch.randn(n, self.dim, generator=generator, device=ref.device, dtype=ref.dtype)
+        return self.sample_from(z)
+
+
+__all__ = ["FLOWS", "Flow", "standard_normal_log_prob"]
