@@ -22,8 +22,8 @@ from genlab.devices import resolve_device
 from ingredients.dataset import dataset, load_data, record_data
 from ingredients.decoder import make_decoder, model
 from ingredients.evaluation import evaluation, final_nll
-from ingredients.observers import checkpoint_dir, log_final, prepare, record_fit, run_cli
-from ingredients.training import make_objective, make_optimizers, train, training
+from ingredients.observers import log_final, prepare, run_cli
+from ingredients.training import make_objective, make_optimizers, train_recorded, training
 
 ex = prepare(Experiment("decoders", ingredients=[dataset, model, training, evaluation]))
 
@@ -41,10 +41,8 @@ def main(_run, _seed, device, dataset):
     objective = make_objective().to(dev)
     optimizers = make_optimizers(objective, net)
     record_data(_run, data, dev)
-    _run.info["checkpoint_dir"] = checkpoint_dir(_run)
 
-    fitted = train(net, objective, optimizers, data.train, data.val, _run.log_scalar, _run.info["checkpoint_dir"], _seed)
-    record_fit(_run, fitted, net)
+    fitted = train_recorded(_run, net, objective, optimizers, data.train, data.val, _seed)
 
     results = {"val.recon_nll": fitted.val_metrics["recon_nll"]} if fitted.val_metrics else {}
     for split, metrics in final_nll(net, objective, {"train": data.train, "test": data.test}, ("recon_nll",)).items():

@@ -20,8 +20,8 @@ from genlab.devices import resolve_device
 from ingredients.dataset import dataset, load_data, record_data
 from ingredients.evaluation import encoder_scores, evaluation, final_nll
 from ingredients.model import make_model, model
-from ingredients.observers import checkpoint_dir, log_final, prepare, record_fit, run_cli
-from ingredients.training import make_objective, make_optimizers, train, training
+from ingredients.observers import log_final, prepare, run_cli
+from ingredients.training import make_objective, make_optimizers, train_recorded, training
 
 ex = prepare(Experiment("disent", ingredients=[dataset, model, training, evaluation]))
 
@@ -39,10 +39,8 @@ def main(_run, _seed, device):
     objective = make_objective().to(dev)
     optimizers = make_optimizers(objective, net)
     record_data(_run, data, dev)
-    _run.info["checkpoint_dir"] = checkpoint_dir(_run)
 
-    fitted = train(net, objective, optimizers, data.train, data.val, _run.log_scalar, _run.info["checkpoint_dir"], _seed)
-    record_fit(_run, fitted, net)
+    fitted = train_recorded(_run, net, objective, optimizers, data.train, data.val, _seed)
 
     step, results = fitted.iterations, {}
     if fitted.val_metrics:  # the validation split was evaluated when training completed

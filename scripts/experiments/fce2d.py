@@ -19,9 +19,9 @@ from sacred import Experiment
 
 from genlab.devices import resolve_device
 from ingredients.energy_flow import make_model, model
-from ingredients.observers import checkpoint_dir, prepare, record_fit, run_cli
+from ingredients.observers import prepare, run_cli
 from ingredients.toy2d import dataset, load_data, record_data
-from ingredients.training import make_objective, make_optimizers, train, training
+from ingredients.training import make_objective, make_optimizers, train_recorded, training
 
 ex = prepare(Experiment("fce2d", ingredients=[dataset, model, training]))
 
@@ -39,10 +39,8 @@ def main(_run, _seed, seed, device):
     data = load_data(dev, seed)  # the run's seed itself (Sacred's _seed is derived from it), so analysis can redraw the data
     optimizers = make_optimizers(objective, net)
     record_data(_run, data, dev)
-    _run.info["checkpoint_dir"] = checkpoint_dir(_run)
 
-    fitted = train(net, objective, optimizers, data.train, data.eval, _run.log_scalar, _run.info["checkpoint_dir"], _seed)
-    record_fit(_run, fitted, net)
+    fitted = train_recorded(_run, net, objective, optimizers, data.train, data.eval, _seed)
     return {f"val.{name}": float(value) for name, value in fitted.val_metrics.items()}
 
 

@@ -16,6 +16,7 @@ from sacred import Ingredient
 from genlab.data.batches import SequentialBatches, ShuffledBatches
 from genlab.objectives import OBJECTIVES, build_objective, check_hyperparameters
 from genlab.training.engines import FitResult, fit
+from ingredients.observers import checkpoint_dir, record_fit
 
 training = Ingredient("training")
 
@@ -64,6 +65,15 @@ def train(model, objective_, optimizers, train_data, val_data, log, checkpoint_d
         SequentialBatches(val_data, eval_batch_size) if val_data is not None and len(val_data) else None,
         log, checkpoint_dir,
     )
+
+
+def train_recorded(run, model, objective_, optimizers, train_data, val_data, seed) -> FitResult:
+    """``train`` into the run: its metrics to ``run.log_scalar``, checkpoints in ``checkpoint_dir(run)``
+    (recorded in ``info``), then ``record_fit`` (iterations, resume origin, ``model.pt``)."""
+    run.info["checkpoint_dir"] = checkpoint_dir(run)
+    fitted = train(model, objective_, optimizers, train_data, val_data, run.log_scalar, run.info["checkpoint_dir"], seed)
+    record_fit(run, fitted, model)
+    return fitted
 
 
 @training.capture
