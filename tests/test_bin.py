@@ -32,6 +32,25 @@ def test_dsprites_sweep_lists_the_papers_runs_and_each_composes():
     assert {c for c, *_ in seen} == {"extrp", "recomb2range", "recomb2element"}
 
 
+def test_fce2d_sweep_lists_every_dataset_flow_and_objective_and_each_composes():
+    from sacred.arg_parser import _convert_value
+
+    from experiments.fce2d import ex
+
+    lines = subprocess.run([REPO / "bin/fce2d.sh", "--dry-run", "training.max_iterations=100"],
+                           check=True, capture_output=True, text=True).stdout.splitlines()
+    seen = set()
+    for line in lines:
+        words = shlex.split(line)
+        assert words[:4] == ["python", "-m", "experiments.fce2d", "with"]
+        named = ["training.fce_2d"] + [w for w in words[4:] if "=" not in w]  # run_cli's default first
+        updates = {k: _convert_value(v) for k, v in (w.split("=", 1) for w in words[4:] if "=" in w)}
+        cfg = ex.run("print_config", named_configs=named, config_updates=updates, options={"--loglevel": "ERROR"}).config
+        assert cfg["training"]["max_iterations"] == 100 and cfg["seed"] == 42
+        seen.add((cfg["dataset"]["name"], cfg["model"]["flow"], cfg["training"]["objective"]))
+    assert len(lines) == len(seen) == 6 * 2 * 2
+
+
 def test_slurm_array_runs_the_requested_line(tmp_path):
     jobs = tmp_path / "jobs.txt"
     jobs.write_text(f"echo one > {tmp_path}/out\necho two > {tmp_path}/out\n")
