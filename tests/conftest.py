@@ -86,3 +86,22 @@ def recorded(tmp_path_factory):
                               "training.loss.gamma=20"], data, cwd=REPO / "scripts")
     run_experiment("decoders", ["with", *TINY, *common, "model.kim"], data)
     return data
+
+
+# --- notebooks ---------------------------------------------------------------------------------------
+
+
+def execute_notebook(name: str, env: dict[str, str], cwd: Path) -> str:
+    """Execute ``notebooks/<name>`` headless with ``env`` set (restored afterwards); returns its text outputs."""
+    import nbformat
+    from nbclient import NotebookClient
+
+    nb = nbformat.read(REPO / "notebooks" / name, as_version=4)
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    try:
+        NotebookClient(nb, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(cwd)}}).execute()
+    finally:
+        for k, v in saved.items():
+            os.environ.pop(k) if v is None else os.environ.__setitem__(k, v)
+    return "".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", []))

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import os
-
 import pandas as pd
 import pytest
 import torch
+
+from conftest import execute_notebook
 
 from genlab.analysis import disent
 from genlab.analysis.runs import load_runs
@@ -41,24 +41,13 @@ def test_results_select_runs_by_config_and_sit_next_to_the_paper(recorded):
 
 
 def test_notebook_redraws_the_figures_from_recorded_runs(recorded, tmp_path):
-    import nbformat
-    from nbclient import NotebookClient
-
-    nb = nbformat.read(disent.__file__.replace("src/genlab/analysis/disent.py", "notebooks/disent.ipynb"), as_version=4)
     env = {"GENLAB_RUNS": str(recorded / "sims" / "disent"), "GENLAB_DECODER_RUNS": str(recorded / "sims" / "decoders"),
            "GENLAB_RESULTS": str(tmp_path / "results"), "GENLAB_DATA": str(tmp_path)}
-    saved = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
-    try:
-        NotebookClient(nb, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}).execute()
-    finally:
-        for k, v in saved.items():
-            os.environ.pop(k) if v is None else os.environ.__setitem__(k, v)
+    text = execute_notebook("disent.ipynb", env, tmp_path)
     out = tmp_path / "results" / "dsprites"
     split_files = {p.name for p in (out / "recomb2range").iterdir()}
     assert {"shape2tx-metrics.csv", "shape2tx-disent_vs_nll.png", "shape2tx-reconstructions.png", "shape2tx-hinton.png"} <= split_files
     assert (out / "disent_vs_nll.png").is_file()
     comparison = pd.read_csv(tmp_path / "results" / "paper-comparison.csv")
     assert sorted(comparison["model"]) == ["FactorVAE (γ=20)", "GT decoder", "β-VAE (β=8)"]
-    text = "".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", []))
     assert "3 completed runs" in text

@@ -3,12 +3,10 @@ the notebook redraws the figures from the recorded runs."""
 
 from __future__ import annotations
 
-import os
-
 import pandas as pd
 import pytest
 import torch
-from conftest import REPO, run_experiment
+from conftest import execute_notebook, run_experiment
 
 from genlab.analysis import fce2d
 from genlab.analysis.runs import load_runs
@@ -103,20 +101,8 @@ def test_every_named_config_composes():
 
 
 def test_notebook_redraws_the_figures_from_recorded_runs(fce_runs, tmp_path):
-    import nbformat
-    from nbclient import NotebookClient
-
-    nb = nbformat.read(REPO / "notebooks" / "fce2d.ipynb", as_version=4)
-    env = {"GENLAB_FCE_RUNS": str(fce_runs / "sims" / "fce2d"), "GENLAB_RESULTS": str(tmp_path / "results"),
-           "GENLAB_DATA": str(tmp_path)}
-    saved = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
-    try:
-        NotebookClient(nb, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}).execute()
-    finally:
-        for k, v in saved.items():
-            os.environ.pop(k) if v is None else os.environ.__setitem__(k, v)
+    text = execute_notebook("fce2d.ipynb", {"GENLAB_FCE_RUNS": str(fce_runs / "sims" / "fce2d"),
+                                            "GENLAB_RESULTS": str(tmp_path / "results"), "GENLAB_DATA": str(tmp_path)}, tmp_path)
     assert (tmp_path / "results" / "8gaussians-densities.png").is_file()
     assert (tmp_path / "results" / "pinwheel-curves.png").is_file()
-    text = "".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", []))
     assert "2 completed fce2d runs" in text

@@ -10,6 +10,7 @@ the samples and their log-density (fce.md 3.2).
 
 from __future__ import annotations
 
+import abc
 import math
 
 import torch
@@ -27,7 +28,7 @@ def standard_normal_log_prob(z: torch.Tensor) -> torch.Tensor:
     return -0.5 * z.square().sum(-1) - z.shape[-1] * _HALF_LOG_2PI
 
 
-class Flow(nn.Module):
+class Flow(nn.Module, abc.ABC):
     """A bijection data -> noise with a standard normal base; subclasses define ``forward`` and ``inverse``.
 
     ``forward(x) -> (z, logdet)`` with ``logdet = log|det dz/dx|`` of shape (B,);
@@ -40,11 +41,13 @@ class Flow(nn.Module):
             raise ValueError(f"a flow needs dim >= 2 (the coupling/autoregressive split needs two parts), got {dim}")
         self.dim = int(dim)
 
+    @abc.abstractmethod
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        raise NotImplementedError
+        """``(z, log|det dz/dx|)``."""
 
+    @abc.abstractmethod
     def inverse(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        raise NotImplementedError
+        """``(x, log|det dx/dz|)``."""
 
     def log_prob(self, x: torch.Tensor) -> torch.Tensor:
         """log q(x), shape (B,)."""
