@@ -30,6 +30,8 @@ import sys
 import tempfile
 import time
 
+from fresh_process import device_label, peak_column, peak_gpu_mb, run_fresh
+
 CASES = {
     "fce_maf": dict(flow="maf", target=">= 90 steps/s (original 30)"),
     "fce_glow": dict(flow="glow", target=">= 57 steps/s (original 19)"),
@@ -71,11 +73,11 @@ def measure_steps(case: str, device: str, threads: int, warmup: int, iterations:
     seconds = train(iterations)  # a fresh fit on the same model, optimizers and alternation state
     return {
         "case": case,
-        "device": str(dev) + (f" ({torch.cuda.get_device_name(dev)})" if dev.type == "cuda" else f" ({threads} threads)"),
+        "device": device_label(dev, threads),
         "steps_per_s": iterations / seconds,
         "ebm_share": statistics.fmean(ebm_updates) if ebm_updates else float("nan"),
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-        "peak_gpu_mb": torch.cuda.max_memory_allocated(dev) / 2**20 if dev.type == "cuda" else None,
+        "peak_gpu_mb": peak_gpu_mb(dev),
         "target": CASES[case]["target"],
     }
 
@@ -128,22 +130,19 @@ def main() -> None:
 
     print(f"{'case':<14} {'device':<26} {'steps/s':>8} {'wall time':>10} {'EBM share':>9} {'peak RSS MB':>12} {'peak GPU MB':>12}  target")
     for case in args.cases:
-        results = []
-        for _ in range(args.repeats):
-            cmd = [sys.executable, __file__, "--worker", case, "--device", args.device, "--threads", str(args.threads),
-                   "--warmup", str(args.warmup), "--iterations", str(args.iterations)]
-            if args.run_iterations:
-                cmd += ["--run-iterations", str(args.run_iterations)]
-            env = {**os.environ, "OMP_NUM_THREADS": str(args.threads)}
-            results.append(json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True, env=env).stdout.splitlines()[-1]))
+        worker_args = ["--device", args.device, "--threads", str(args.threads), "--warmup", str(args.warmup),
+                       "--iterations", str(args.iterations)]
+        if args.run_iterations:
+            worker_args += ["--run-iterations", str(args.run_iterations)]
+        results = run_fresh(__file__, case, worker_args, args.repeats, args.threads)
         r = results[0]
         steps = statistics.median(x["steps_per_s"] for x in results)
         wall = f"{statistics.median(x['seconds'] for x in results) / 60:.1f} min" if "seconds" in r else "-"
         share = f"{r['ebm_share']:.2f}" if "ebm_share" in r else "-"
-        rss = max(x["peak_rss_mb"] for x in results)
-        gpu = "-" if r.get("peak_gpu_mb") is None else f"{max(x['peak_gpu_mb'] for x in results):.0f}"
+        rss = peak_column(results, "peak_rss_mb")
+        gpu = peak_column(results, "peak_gpu_mb")
         extra = f"  (final mse_ebm {r['mse_ebm']:.4f}, mse_flow {r['mse_flow']:.4f})" if r.get("mse_ebm") is not None else ""
-        print(f"{case:<14} {r['device']:<26} {steps:>8.1f} {wall:>10} {share:>9} {rss:>12.0f} {gpu:>12}  {r['target']}{extra}", flush=True)
+        print(f"{case:<14} {r['device']:<26} {steps:>8.1f} {wall:>10} {share:>9} {rss:>12} {gpu:>12}  {r['target']}{extra}", flush=True)
 
 
 if __name__ == "__main__":

@@ -26,9 +26,9 @@ import argparse
 import json
 import resource
 import statistics
-import subprocess
-import sys
 import time
+
+from fresh_process import device_label, peak_column, peak_gpu_mb, run_fresh
 
 CASES = {
     "beta_vae": dict(objective="beta_vae", loss={"beta": 8.0}, batch=64, target="900 (original 611)"),
@@ -86,12 +86,12 @@ def measure(case: str, device: str, threads: int, warmup: int, iterations: int) 
     peak_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # MB (Linux reports kB)
     return {
         "case": case,
-        "device": str(dev) + (f" ({torch.cuda.get_device_name(dev)})" if dev.type == "cuda" else f" ({threads} threads)"),
+        "device": device_label(dev, threads),
         "batch": spec["batch"],
         "steps_per_s": iterations / seconds,
         "samples_per_s": iterations * spec["batch"] / seconds,
         "peak_rss_mb": peak_rss,
-        "peak_gpu_mb": torch.cuda.max_memory_allocated(dev) / 2**20 if dev.type == "cuda" else None,
+        "peak_gpu_mb": peak_gpu_mb(dev),
         "target": spec["target"],
     }
 
@@ -119,17 +119,15 @@ def main() -> None:
 
     print(f"{'case':<15} {'device':<28} {'batch':>5} {'steps/s':>8} {'samples/s':>10} {'peak RSS MB':>12} {'peak GPU MB':>12}  target")
     for case in args.cases:
-        results = []
-        for _ in range(args.repeats):
-            cmd = [sys.executable, __file__, "--worker", case, "--device", args.device, "--threads", str(args.threads),
-                   "--warmup", str(args.warmup), "--iterations", str(args.iterations)] + (["--default-malloc"] if args.default_malloc else [])
-            results.append(json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout.splitlines()[-1]))
+        worker_args = ["--device", args.device, "--threads", str(args.threads), "--warmup", str(args.warmup),
+                       "--iterations", str(args.iterations)] + (["--default-malloc"] if args.default_malloc else [])
+        results = run_fresh(__file__, case, worker_args, args.repeats, args.threads)
         r = results[0]
         sps = statistics.median(x["samples_per_s"] for x in results)
         steps = statistics.median(x["steps_per_s"] for x in results)
-        rss = max(x["peak_rss_mb"] for x in results)
-        gpu = "-" if r["peak_gpu_mb"] is None else f"{max(x['peak_gpu_mb'] for x in results):.0f}"
-        print(f"{case:<15} {r['device']:<28} {r['batch']:>5} {steps:>8.2f} {sps:>10.0f} {rss:>12.0f} {gpu:>12}  {r['target']}", flush=True)
+        rss = peak_column(results, "peak_rss_mb")
+        gpu = peak_column(results, "peak_gpu_mb")
+        print(f"{case:<15} {r['device']:<28} {r['batch']:>5} {steps:>8.2f} {sps:>10.0f} {rss:>12} {gpu:>12}  {r['target']}", flush=True)
 
 
 if __name__ == "__main__":
