@@ -13,8 +13,13 @@ def run_fresh(script: str, case: str, worker_args: list[str], repeats: int, thre
     """Run ``script --worker case *worker_args`` ``repeats`` times; the JSON each printed last."""
     env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
     cmd = [sys.executable, script, "--worker", case, *worker_args]
-    return [json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True, env=env).stdout.splitlines()[-1])
-            for _ in range(repeats)]
+    results = []
+    for _ in range(repeats):
+        proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
+        if proc.returncode:  # the worker's own traceback, not just its exit status
+            raise SystemExit(f"case {case} failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
+        results.append(json.loads(proc.stdout.splitlines()[-1]))
+    return results
 
 
 def device_label(dev, threads: int) -> str:
