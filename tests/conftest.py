@@ -88,6 +88,22 @@ def recorded(tmp_path_factory):
     return data
 
 
+# --- recorded runs of experiments.fce2d ---------------------------------------------------------
+
+TINY_FCE = ["dataset.n_train=4000", "dataset.n_eval=2000", "training.batch_size=500", "training.max_iterations=40",
+            "training.eval_every=20", "training.eval_batch_size=2000", "training.log_every=10",
+            "training.checkpoint_every=20", "training.progress=False"]
+
+
+@pytest.fixture(scope="session")
+def fce_runs(tmp_path_factory):
+    """Two recorded runs: FCE with MAF on 8gaussians, the Glow-MLE baseline on pinwheel."""
+    data = tmp_path_factory.mktemp("fce-data")
+    run_experiment("fce2d", ["with", "model.maf", *TINY_FCE, "seed=3"], data)
+    run_experiment("fce2d", ["with", "dataset.pinwheel", "model.glow", "training.flow_mle_2d", *TINY_FCE], data)
+    return data
+
+
 # --- notebooks ---------------------------------------------------------------------------------------
 
 

@@ -6,25 +6,11 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 import torch
-from conftest import execute_notebook, run_experiment
+from conftest import TINY_FCE, execute_notebook, run_experiment
 
 from genlab.analysis import fce2d
 from genlab.analysis.runs import load_runs
 from genlab.registry import UnknownNameError
-
-TINY_FCE = ["dataset.n_train=4000", "dataset.n_eval=2000", "training.batch_size=500", "training.max_iterations=40",
-            "training.eval_every=20", "training.eval_batch_size=2000", "training.log_every=10",
-            "training.checkpoint_every=20", "training.progress=False"]
-
-
-@pytest.fixture(scope="module")
-def fce_runs(tmp_path_factory):
-    """Two recorded runs: FCE with MAF on 8gaussians, the Glow-MLE baseline on pinwheel."""
-    data = tmp_path_factory.mktemp("fce-data")
-    run_experiment("fce2d", ["with", "model.maf", *TINY_FCE, "seed=3"], data)
-    run_experiment("fce2d", ["with", "dataset.pinwheel", "model.glow", "training.flow_mle_2d", *TINY_FCE], data)
-    return data
-
 
 def test_runs_are_recorded_and_reload(fce_runs):
     runs = fce2d.load_fce_runs(fce_runs / "sims" / "fce2d")
