@@ -49,14 +49,15 @@ def measure_steps(case: str, device: str, threads: int, warmup: int, iterations:
     from genlab.models.energy_flow import build_energy_flow
     from genlab.objectives import build_objective
     from genlab.training.engines import fit
+    from genlab.training.optimizers import OptimizerFactory
 
     torch.set_num_threads(threads)
     dev = resolve_device(device)
     torch.manual_seed(42)
     objective = build_objective("fce").to(dev)
-    model = build_energy_flow(CASES[case]["flow"]).to(dev)
+    model = build_energy_flow(CASES[case]["flow"]).to(dev)  # the EBM first, then the flow, as experiments.fce2d
     data = load_toy2d("8gaussians", 500_000, 1000, seed=42, device=dev)
-    optimizers = objective.make_optimizers(model, lr=1e-3)
+    optimizers = objective.make_optimizers(model, OptimizerFactory("adam", lr=1e-3))
     batches = ShuffledBatches(data.train, 1000, seed=42)
     ebm_updates = []
 

@@ -45,8 +45,10 @@ def measure(case: str, device: str, threads: int, warmup: int, iterations: int) 
     from genlab.data import load_split_data
     from genlab.data.batches import ShuffledBatches
     from genlab.devices import resolve_device
-    from genlab.models import build_model
+    from genlab.models.gaussian_vae import build_gaussian_vae
     from genlab.objectives import build_objective
+    from genlab.training.optimizers import OptimizerFactory
+    from genlab.training.progress import Progress
 
     torch.set_num_threads(threads)
     spec = CASES[case]
@@ -60,15 +62,15 @@ def measure(case: str, device: str, threads: int, warmup: int, iterations: int) 
                                resident=True).train
     else:  # a sub-grid of dSprites: same images and sparsity, quick to render
         data = load_split_data("dsprites", None, None, 0.0, 0, device=dev, source="generated", strides=[1, 1, 2, 2, 2]).train
-    model = build_model("kim", 10, data.image_shape).to(dev)
+    model = build_gaussian_vae("kim", 10, input_shape=data.image_shape).to(dev)
     objective = build_objective(spec["objective"], **spec["loss"]).to(dev)
-    optimizers = objective.make_optimizers(model, lr=1e-4)
+    optimizers = objective.make_optimizers(model, OptimizerFactory("adam", lr=1e-4))
     batches = iter(ShuffledBatches(data, spec["batch"], seed=0))
 
     def run(n: int) -> float:
         start = time.perf_counter()
         for step in range(n):
-            out = objective.train_step(model, optimizers, next(batches), step)
+            out = objective.train_step(model, optimizers, next(batches), Progress(step))
         float(out["loss"])  # wait for the device
         return time.perf_counter() - start
 

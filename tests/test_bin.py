@@ -43,11 +43,11 @@ def test_fce2d_sweep_lists_every_dataset_flow_and_objective_and_each_composes():
     for line in lines:
         words = shlex.split(line)
         assert words[:4] == ["python", "-m", "experiments.fce2d", "with"]
-        named = ["training.fce_2d"] + [w for w in words[4:] if "=" not in w]  # run_cli's default first
+        named = [w for w in words[4:] if "=" not in w]
         updates = {k: _convert_value(v) for k, v in (w.split("=", 1) for w in words[4:] if "=" in w)}
         cfg = ex.run("print_config", named_configs=named, config_updates=updates, options={"--loglevel": "ERROR"}).config
         assert cfg["training"]["max_iterations"] == 100 and cfg["seed"] == 42
-        seen.add((cfg["dataset"]["name"], cfg["model"]["flow"], cfg["training"]["objective"]))
+        seen.add((cfg["dataset"]["name"], cfg["model"]["options"]["flow"], cfg["training"]["objective"]))
     assert len(lines) == len(seen) == 6 * 2 * 2
 
 

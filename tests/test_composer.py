@@ -9,6 +9,8 @@ from genlab.losses import bernoulli_nll, gaussian_kl
 from genlab.models.composer import MIXERS, build_composer
 from genlab.objectives import build_objective
 from genlab.registry import UnknownNameError
+from genlab.training.progress import Progress
+from genlab.training.optimizers import OptimizerFactory
 
 L, A = 6, 5
 
@@ -23,9 +25,9 @@ def triplets(n=8, seed=0):
 
 def setup(mixer="linear", **params):
     torch.manual_seed(0)
-    model = build_composer("kim", latent_size=L, input_shape=(1, 64, 64), n_actions=A, mixer=mixer)
+    model = build_composer("kim", latent_size=L, input_shape=(1, 64, 64), n_factors=A, mixer=mixer)
     objective = build_objective("composer", **params)
-    return model, objective, objective.make_optimizers(model, lr=1e-3)
+    return model, objective, objective.make_optimizers(model, OptimizerFactory(lr=1e-3))
 
 
 @pytest.mark.parametrize("name", ["linear", "interpolation", "mlp"])
@@ -68,7 +70,7 @@ def test_composer_forward_encodes_both_images_with_one_encoder():
 def test_train_step_moves_encoder_decoder_and_mixer_and_eval_moves_nothing(mixer):
     model, objective, optimizers = setup(mixer)
     before = copy.deepcopy(model.state_dict())
-    out = objective.train_step(model, optimizers, triplets(), step=0)
+    out = objective.train_step(model, optimizers, triplets(), Progress(0))
     assert {"loss", "recon_nll", "kl"} <= set(out) and all(torch.isfinite(v) for v in out.values())
     after = model.state_dict()
     moved = {k for k in before if not torch.equal(before[k], after[k])}

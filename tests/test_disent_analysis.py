@@ -9,7 +9,7 @@ import torch
 from conftest import execute_notebook
 
 from genlab.analysis import disent
-from genlab.analysis.runs import load_runs
+from genlab.analysis.runs import load_data, load_model, load_runs
 from genlab.losses import bernoulli_nll
 
 
@@ -18,9 +18,9 @@ def test_decoder_run_records_and_its_reloaded_model_reproduces_the_test_nll(reco
     assert runs["status"].tolist() == ["COMPLETED"]
     run = runs.iloc[0]["run"]
     assert run.config["training"]["objective"] == "gt_decoder" and run.config["training"]["lr"] == 1e-3
-    assert run.config["model"]["inputs"] == "normalised"
-    decoder = disent.load_decoder(run)
-    test = disent.rebuild_data(run).test
+    assert run.config["model"]["options"]["inputs"] == "normalised"
+    decoder = load_model(run)
+    test = load_data(run).test
     with torch.no_grad():
         nll = bernoulli_nll(decoder(test.values), test.pixels(slice(None))).item()
     assert nll == pytest.approx(run.final_metrics()["test.recon_nll"], rel=1e-4)

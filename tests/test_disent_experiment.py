@@ -31,12 +31,12 @@ def test_runs_are_recorded_in_the_file_store_and_reload(recorded):
 
 
 def test_reloaded_model_reproduces_the_logged_test_nll(recorded):
-    from genlab.analysis.disent import rebuild_data
+    from genlab.analysis.runs import load_data
     from genlab.losses import bernoulli_nll
 
     run = load_runs(recorded / "sims" / "disent", where={"training.objective": "factor_vae"}).iloc[0]["run"]
     model = load_model(run)
-    test = rebuild_data(run).test
+    test = load_data(run).test
     with torch.no_grad():
         x = test.pixels(slice(None))
         nll = bernoulli_nll(model(x)["logits"], x).item()  # eval mode: posterior mean
@@ -69,8 +69,18 @@ def test_bad_input_fails_before_any_compute(tmp_path):
         ex.run("print_config", config_updates={"dataset.condition": "recomb"}, options=quiet)
     with pytest.raises(UnknownNameError, match="valid objectives: beta_vae, cci_vae"):
         ex.run("print_config", config_updates={"training.objective": "nope"}, options=quiet)
+    with pytest.raises(UnknownNameError, match="unknown disent objective .fce.; valid disent objectives: beta_vae, cci_vae, factor_vae, vae"):
+        ex.run("print_config", config_updates={"training.objective": "fce"}, options=quiet)
     with pytest.raises(UnknownNameError, match="valid architectures: burgess"):
-        ex.run("print_config", config_updates={"model.architecture": "nope"}, options=quiet)
+        ex.run("print_config", config_updates={"model.options.architecture": "nope"}, options=quiet)
+    with pytest.raises(ValueError, match="model kind 'gaussian_vae' has no option.*latent_sise.*latent_size"):
+        ex.run("print_config", config_updates={"model.options.latent_sise": 3}, options=quiet)
+    with pytest.raises(UnknownNameError, match="unknown factor_images dataset 'moons'; valid factor_images datasets: dsprites, mpi3d"):
+        ex.run("print_config", config_updates={"dataset.name": "moons"}, options=quiet)
+    with pytest.raises(ValueError, match="'8gaussians' is points data; this experiment takes factor_images datasets: dsprites"):
+        ex.run("print_config", config_updates={"dataset.name": "8gaussians"}, options=quiet)
+    with pytest.raises(ValueError, match="dataset 'mpi3d' has no option.*verison.*factor_sizes"):
+        ex.run("print_config", named_configs=["dataset.mpi3d"], config_updates={"dataset.options.verison": "toy"}, options=quiet)
     with pytest.raises(ValueError, match="no hyperparameter.*gama.*disc_lr.*gamma"):
         ex.run("print_config", config_updates={"training.loss.gama": 3, "training.objective": "factor_vae"}, options=quiet)
     with pytest.raises(Exception, match="not used anywhere"):
@@ -83,18 +93,33 @@ def test_bad_input_fails_before_any_compute(tmp_path):
     assert str(missing) in str(err.value) and "dsprites-dataset" in str(err.value)
 
 
-@pytest.mark.parametrize("experiment", ["disent", "decoders"])
-def test_every_named_config_composes(experiment):
+@pytest.mark.parametrize("experiment, own", [
+    ("disent", {"model.kim", "training.factor_vae", "training.cci_vae", "training.smoke", "dataset.dsprites"}),
+    ("decoders", {"model.kim", "model.deep_bn", "model.original_inputs", "training.gt_decoder", "dataset.generated"}),
+])
+def test_every_named_config_composes(experiment, own):
     import importlib
 
     from genlab.objectives import OBJECTIVES
 
     ex = importlib.import_module(f"experiments.{experiment}").ex
     names = [name for name, _ in ex.gather_named_configs()]
-    assert {"model.kim", "training.factor_vae", "training.cci_vae", "training.gt_decoder", "dataset.dsprites"} <= set(names)
+    assert own <= set(names)
     for name in names:
         run = ex.run("print_config", named_configs=[name], options={"--loglevel": "ERROR"})
         assert run.config["training"]["objective"] in OBJECTIVES
+
+
+@pytest.mark.parametrize("experiment, foreign", [("disent", "training.fce_2d"), ("disent", "training.gt_decoder"),
+                                                 ("decoders", "training.factor_vae"), ("decoders", "model.mlp_mixer")])
+def test_another_papers_or_experiments_named_configs_are_refused(experiment, foreign):
+    import importlib
+
+    from sacred.utils import NamedConfigNotFoundError
+
+    ex = importlib.import_module(f"experiments.{experiment}").ex
+    with pytest.raises(NamedConfigNotFoundError, match=foreign.split(".")[1] + ".*Available config values"):
+        ex.run("print_config", named_configs=[foreign], options={"--loglevel": "ERROR"})
 
 
 def test_a_nonfinite_loss_fails_the_run_with_its_step(tmp_path):

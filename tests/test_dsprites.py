@@ -11,6 +11,7 @@ import torch
 
 from genlab import paths
 from genlab.data import dsprites as ds
+from genlab.data.files import strided_classes
 from genlab.data.registry import DATASETS
 from genlab.registry import UnknownNameError
 
@@ -58,7 +59,7 @@ def write_fixture(path: Path, classes5: np.ndarray, imgs: np.ndarray | None = No
 
 
 def tiny_classes(strides=TINY) -> np.ndarray:
-    return ds.grid_classes(ds.GRID.subgrid(strides)) * np.asarray(strides)
+    return strided_classes(ds.GRID, strides)
 
 
 # --- grid and ordering -----------------------------------------------------------------------------
@@ -77,7 +78,7 @@ def test_grid_matches_spec():
 
 
 def test_index_formula():
-    classes = ds.grid_classes()
+    classes = ds.GRID.classes()
     rng = np.random.default_rng(0)
     rows = rng.integers(0, len(classes), 2000)
     sh, sc, o, x, y = classes[rows].T
@@ -85,7 +86,6 @@ def test_index_formula():
     np.testing.assert_array_equal(ds.GRID.index_of(classes[rows]), rows)
     np.testing.assert_array_equal(classes[:3], [[0, 0, 0, 0, 0], [0, 0, 0, 0, 1], [0, 0, 0, 0, 2]])
     np.testing.assert_array_equal(classes[32], [0, 0, 0, 1, 0])
-    np.testing.assert_array_equal(ds.grid_classes(ds.GRID.subgrid(TINY)), ds.GRID.subgrid(TINY).classes())
 
 
 def test_render_follows_row_order_and_posx_moves_columns():
@@ -251,6 +251,7 @@ def test_missing_file_says_where_to_get_and_put_it(tmp_path, monkeypatch):
     default = tmp_path / "data" / "raw" / "dsprites" / ds.FILENAME
     assert str(default) in msg and ds.FILENAME in msg
     assert "google-deepmind/dsprites-dataset" in msg and "no internet" in msg
+    assert "curl -L -o " + str(default) in msg and "raw/master/dsprites_ndarray" in msg  # the command that fetches it
     assert "dataset.path=" in msg and "dataset.source=generated" in msg
     with pytest.raises(FileNotFoundError, match="elsewhere.npz"):
         ds.load(source="file", path=tmp_path / "elsewhere.npz")
@@ -276,7 +277,7 @@ def test_generated_subgrid():
 
 def test_registered():
     spec = DATASETS.get("dsprites")
-    assert spec.grid is ds.GRID and spec.image_shape == (1, 64, 64) and spec.load is ds.load
+    assert spec.grid is ds.GRID and spec.image_shape == (1, 64, 64) and spec.build is ds.load and spec.kind == "factor_images"
     with pytest.raises(UnknownNameError, match="valid datasets: .*dsprites"):
         DATASETS.get("dsprite")
 
@@ -301,7 +302,7 @@ def test_full_generated_dataset_is_cached(tmp_path):
     cache = tmp_path / ds.FILENAME
     assert cache.is_file() and not list(tmp_path.glob(".*.tmp"))
     assert len(first) == 737_280
-    np.testing.assert_array_equal(first.classes.numpy(), ds.grid_classes())
+    np.testing.assert_array_equal(first.classes.numpy(), ds.GRID.classes())
     again = ds.load(source="generated", cache_dir=tmp_path)
     assert torch.equal(first.images, again.images) and torch.equal(first.classes, again.classes)
     assert torch.equal(first.values, again.values)

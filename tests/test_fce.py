@@ -14,13 +14,15 @@ from genlab.data.toy2d import load_toy2d
 from genlab.models.energy_flow import build_energy_flow
 from genlab.objectives import build_objective
 from genlab.training.engines import fit
+from genlab.training.optimizers import OptimizerFactory
+from genlab.training.progress import Progress
 
 
 def setup(flow="maf", objective="fce", seed=0, **loss):
     torch.manual_seed(seed)
     obj = build_objective(objective, **loss)
-    model = build_energy_flow(flow, with_ebm=obj.uses_ebm)
-    return model, obj, obj.make_optimizers(model, lr=1e-3)
+    model = build_energy_flow(flow, with_ebm=obj.model_options["with_ebm"])
+    return model, obj, obj.make_optimizers(model, OptimizerFactory(lr=1e-3))
 
 
 @pytest.fixture(scope="module")
@@ -44,18 +46,18 @@ def changed(before, module):
 @pytest.mark.parametrize("flow", ["glow", "maf"])
 def test_each_fce_step_moves_only_the_player_the_rule_picks(flow, data):
     model, obj, opts = setup(flow)
-    first = obj.train_step(model, opts, batch(data, 0), 0)  # initialises Glow's ActNorms from data
+    first = obj.train_step(model, opts, batch(data, 0), Progress(0))  # initialises Glow's ActNorms from data
     assert first["ebm_update"] == 1.0 and float(first["accuracy"]) == 0.5  # fce.md 3.3: EBM first; p >> q at init
 
     obj.train_ebm = True
     ebm, flw = snapshot(model.ebm), snapshot(model.flow)
-    obj.train_step(model, opts, batch(data, 1), 1)
+    obj.train_step(model, opts, batch(data, 1), Progress(1))
     assert changed(flw, model.flow) == set()
     assert changed(ebm, model.ebm) == set(ebm)  # every EBM parameter, log Z included
 
     obj.train_ebm = False
     ebm, flw = snapshot(model.ebm), snapshot(model.flow)
-    out = obj.train_step(model, opts, batch(data, 2), 2)
+    out = obj.train_step(model, opts, batch(data, 2), Progress(2))
     assert out["ebm_update"] == 0.0
     assert changed(ebm, model.ebm) == set()
     assert changed(flw, model.flow)  # the flow moved ...
@@ -64,13 +66,13 @@ def test_each_fce_step_moves_only_the_player_the_rule_picks(flow, data):
 
 def test_the_flow_trains_next_iff_the_accuracy_exceeds_the_threshold(data):
     model, obj, opts = setup("maf", threshold=-1.0)  # every accuracy exceeds it
-    obj.train_step(model, opts, batch(data, 0), 0)
+    obj.train_step(model, opts, batch(data, 0), Progress(0))
     assert obj.train_ebm is False
     model, obj, opts = setup("maf", threshold=1.0)  # no accuracy exceeds it
     for step in range(3):
-        assert obj.train_step(model, opts, batch(data, step), step)["ebm_update"] == 1.0
+        assert obj.train_step(model, opts, batch(data, step), Progress(step))["ebm_update"] == 1.0
     model, obj, opts = setup("maf")
-    out = obj.train_step(model, opts, batch(data, 0), 0)
+    out = obj.train_step(model, opts, batch(data, 0), Progress(0))
     assert obj.train_ebm == (float(out["accuracy"]) <= 0.6)
 
 
@@ -88,7 +90,7 @@ def test_the_value_is_minus_log4_when_the_models_agree(data):
 @pytest.mark.parametrize("objective", ["fce", "flow_mle"])
 def test_evaluation_moves_nothing_and_scores_against_the_true_density(objective, data):
     model, obj, opts = setup("glow", objective)
-    obj.train_step(model, opts, batch(data, 0), 0)
+    obj.train_step(model, opts, batch(data, 0), Progress(0))
     before, rng, flag = snapshot(model), torch.get_rng_state(), getattr(obj, "train_ebm", None)
     with_truth = obj.eval_step(model, data.eval.batch(slice(0, 1000)))
     without = obj.eval_step(model, {"x": data.eval.x[:1000]})
@@ -104,9 +106,9 @@ def test_evaluation_moves_nothing_and_scores_against_the_true_density(objective,
 def test_the_flow_mle_baseline_trains_the_flow_alone_and_learns(data):
     model, obj, opts = setup("maf", "flow_mle")
     assert model.ebm is None and set(opts) == {"flow"}
-    first = float(obj.train_step(model, opts, batch(data, 0), 0)["nll"])
+    first = float(obj.train_step(model, opts, batch(data, 0), Progress(0))["nll"])
     for step in range(1, 150):
-        last = float(obj.train_step(model, opts, batch(data, step), step)["nll"])
+        last = float(obj.train_step(model, opts, batch(data, step), Progress(step))["nll"])
     assert last < first - 0.5
 
 
@@ -133,7 +135,7 @@ def test_glow_actnorm_is_initialised_from_data_before_anything_is_sampled(data):
     model, obj, opts = setup("glow")
     x = batch(data, 0)["x"]
     fresh = copy.deepcopy(model.flow)
-    obj.train_step(model, opts, {"x": x}, 0)  # an EBM step: the flow is only evaluated
+    obj.train_step(model, opts, {"x": x}, Progress(0))  # an EBM step: the flow is only evaluated
     fresh.log_prob(x)  # data-initialise a copy the same way
     assert changed(snapshot(fresh), model.flow) == set()
 
@@ -152,7 +154,7 @@ def test_overflowing_flow_samples_are_redrawn_unless_asked_not_to(data):
 
         model.flow.sample_from = overflowing
         torch.manual_seed(0)
-        out = obj.train_step(model, opts, batch(data, 0), 0)
+        out = obj.train_step(model, opts, batch(data, 0), Progress(0))
         if redraw:
             assert out["redrawn"] > 0 and math.isfinite(float(out["neg_value"]))
             assert all(torch.isfinite(p).all() for p in model.parameters())

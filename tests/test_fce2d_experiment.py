@@ -65,13 +65,19 @@ def test_bad_input_fails_before_any_compute():
     from experiments.fce2d import ex
 
     quiet = {"--loglevel": "ERROR"}
-    with pytest.raises(UnknownNameError, match="valid 2D datasets: 2spirals, 8gaussians"):
+    with pytest.raises(UnknownNameError, match="valid points datasets: 2spirals, 8gaussians, checkerboard, pinwheel, rings, spiral$"):
         ex.run("print_config", config_updates={"dataset.name": "moons"}, options=quiet)
+    with pytest.raises(ValueError, match="'dsprites' is factor_images data; this experiment takes points datasets"):
+        ex.run("print_config", config_updates={"dataset.name": "dsprites"}, options=quiet)
     with pytest.raises(UnknownNameError, match="valid flows: glow, maf"):
-        ex.run("print_config", config_updates={"model.flow": "realnvp"}, options=quiet)
+        ex.run("print_config", config_updates={"model.options.flow": "realnvp"}, options=quiet)
     with pytest.raises(ValueError, match="no hyperparameter.*flow_lr"):
         ex.run("print_config", config_updates={"training.objective": "flow_mle", "training.loss": {"flow_lr": 1e-3}},
                options=quiet)
+    with pytest.raises(ValueError, match="optimizer 'adam' has no option.*beta.*betas, eps, weight_decay"):
+        ex.run("print_config", config_updates={"training.optimizer_options.beta": 0.9}, options=quiet)
+    with pytest.raises(UnknownNameError, match="valid fce2d objectives: fce, flow_mle"):
+        ex.run("print_config", named_configs=[], config_updates={"training.objective": "beta_vae"}, options=quiet)
 
 
 def test_every_named_config_composes():
@@ -81,9 +87,15 @@ def test_every_named_config_composes():
     expected = {f"dataset.{d}" for d in ("8gaussians", "spiral", "2spirals", "checkerboard", "rings", "pinwheel")}
     assert expected | {"model.glow", "model.maf", "training.fce_2d", "training.flow_mle_2d"} <= set(names)
     for name in names:
-        ex.run("print_config", named_configs=["training.fce_2d", name], options={"--loglevel": "ERROR"})
-    config = ex.run("print_config", named_configs=["training.fce_2d", "training.flow_mle_2d"], options={"--loglevel": "ERROR"}).config
-    assert config["training"]["objective"] == "flow_mle" and list(config["training"]["loss"]) == ["betas"]
+        ex.run("print_config", named_configs=[name], options={"--loglevel": "ERROR"})
+    default = ex.run("print_config", options={"--loglevel": "ERROR"}).config
+    named = ex.run("print_config", named_configs=["training.fce_2d"], options={"--loglevel": "ERROR"}).config
+    assert named["training"] == default["training"]  # fce_2d is the default
+    assert default["model"]["options"]["with_ebm"] is True
+    config = ex.run("print_config", named_configs=["training.flow_mle_2d"], options={"--loglevel": "ERROR"}).config
+    assert config["training"]["objective"] == "flow_mle" and config["training"]["loss"] == {}
+    assert config["training"]["lr"] == 7e-4 and config["training"]["batch_size"] == 1000
+    assert config["model"]["options"]["with_ebm"] is False  # the objective's model setting, recorded in the config
 
 
 def test_notebook_redraws_the_figures_from_recorded_runs(fce_runs, tmp_path):

@@ -10,7 +10,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from genlab.models.flows import FLOWS, ActNorm, Glow, MAF, build_flow
+from genlab.models.flows import FLOWS, ActNorm, build_flow
+from genlab.models.flows.glow import Glow
+from genlab.models.flows.maf import MAF
 from genlab.registry import UnknownNameError
 
 NAMES = ["glow", "maf"]

@@ -8,15 +8,12 @@ import json
 import pytest
 import torch
 
-from genlab.models import (
-    ARCHITECTURES,
-    Discriminator,
-    GaussianVAE,
-    LayerSpecError,
-    build_model,
-    count_parameters,
-    describe,
-)
+from genlab.models import count_parameters, describe
+from genlab.models.architectures import ARCHITECTURES
+from genlab.models.discriminator import Discriminator
+from genlab.models.gaussian_vae import GaussianVAE
+from genlab.models.gaussian_vae import build_gaussian_vae as build_model
+from genlab.models.layers import LayerSpecError
 from genlab.models.layers import build, transpose
 from genlab.registry import UnknownNameError
 
@@ -58,13 +55,13 @@ def test_kim_parameter_count_is_the_hand_computed_one():
     # ConvTranspose2d(c_in, c_out) has the same count as Conv2d(c_in, c_out)
     decoder = _linear(10, 256) + _linear(256, 1024) + _conv(64, 64) + _conv(64, 32) + _conv(32, 32) + _conv(32, 1)
     assert encoder + decoder == 764_245
-    model = build_model("kim", 10, (1, 64, 64))
+    model = build_model("kim", 10, input_shape=(1, 64, 64))
     assert count_parameters(model) == encoder + decoder
     assert f"{encoder + decoder:,}" in describe(model)
 
 
 def test_kim_decoder_is_the_mirrored_encoder_with_relu_after_unflatten():
-    model = build_model("kim", 10, (3, 64, 64))
+    model = build_model("kim", 10, input_shape=(3, 64, 64))
     names = [type(m).__name__ for m in model.decoder]
     assert names == [
         "Linear", "ReLU", "Linear", "Unflatten", "ReLU",
@@ -98,9 +95,9 @@ def test_transpose_of_a_conv_spec_mirrors_its_shapes():
 
 
 def test_transposed_decoder_follows_the_image_channels():
-    spec = build_model("burgess", 10, (1, 64, 64))
+    spec = build_model("burgess", 10, input_shape=(1, 64, 64))
     assert spec.decoder[-1].out_channels == 1
-    assert build_model("burgess", 10, (3, 64, 64)).decoder[-1].out_channels == 3
+    assert build_model("burgess", 10, input_shape=(3, 64, 64)).decoder[-1].out_channels == 3
 
 
 def test_specs_in_json_form_build_the_same_model():
@@ -118,7 +115,7 @@ def test_specs_in_json_form_build_the_same_model():
 
 def test_eval_gives_the_posterior_mean_and_training_samples():
     torch.manual_seed(0)
-    model = build_model("kim", 6, (1, 64, 64))
+    model = build_model("kim", 6, input_shape=(1, 64, 64))
     x = (torch.rand(4, 1, 64, 64) > 0.5).float()
     model.eval()
     out = model(x)
@@ -135,15 +132,15 @@ def test_build_model_does_not_mutate_its_arguments():
     decoder = [("linear", 512), ("unflatten", [8, 8, 8]), ("relu",), ("tconv", -1, 4, 2, 1)]
     before = copy.deepcopy((encoder, decoder))
     shape = [1, 16, 16]
-    model = build_model(None, 5, shape, encoder_layers=encoder, decoder_layers=decoder)
-    build_model("kim", 5, shape, encoder_layers=encoder)
+    model = build_model(None, 5, input_shape=shape, encoder_layers=encoder, decoder_layers=decoder)
+    build_model("kim", 5, input_shape=shape, encoder_layers=encoder)
     assert (encoder, decoder) == before and shape == [1, 16, 16]
     assert model(torch.rand(2, 1, 16, 16))["logits"].shape == (2, 1, 16, 16)
 
 
 def test_explicit_specs_override_the_named_architecture():
     encoder = [("flatten",), ("linear", 64), ("relu",)]
-    model = build_model("kim", 3, (1, 8, 8), encoder_layers=encoder)
+    model = build_model("kim", 3, input_shape=(1, 8, 8), encoder_layers=encoder)
     assert [type(m).__name__ for m in model.encoder] == ["Flatten", "Linear", "ReLU", "Linear"]
     # no decoder given and kim has none of its own: the transpose of the given encoder
     assert [type(m).__name__ for m in model.decoder] == ["Linear", "ReLU", "Linear", "Unflatten"]
@@ -198,7 +195,7 @@ def test_rebuilt_model_with_loaded_state_reproduces_outputs(name):
 
 def test_kaiming_initialisation_of_weights():
     torch.manual_seed(0)
-    model = build_model("kim", 10, (1, 64, 64))
+    model = build_model("kim", 10, input_shape=(1, 64, 64))
     fc = model.encoder[9]  # Linear(1024, 256): kaiming-uniform bound sqrt(6 / fan_in)
     bound = (6 / 1024) ** 0.5
     assert fc.weight.abs().max() <= bound
@@ -217,9 +214,9 @@ def test_in_place_relus_never_touch_the_input_or_outputs_backward_needs():
 
 def test_channels_last_and_in_place_relus_change_speed_not_results():
     torch.manual_seed(0)
-    fast = build_model("kim", 10, (3, 64, 64))
+    fast = build_model("kim", 10, input_shape=(3, 64, 64))
     torch.manual_seed(0)
-    plain = build_model("kim", 10, (3, 64, 64), channels_last=False)
+    plain = build_model("kim", 10, input_shape=(3, 64, 64), channels_last=False)
     for m in plain.modules():
         if isinstance(m, torch.nn.ReLU):
             m.inplace = False

@@ -141,6 +141,7 @@ def test_missing_file_message(tmp_path, monkeypatch):
     msg = str(err.value)
     default = tmp_path / "data" / "raw" / "mpi3d" / "mpi3d_realistic.npz"
     assert str(default) in msg and "rr-learning/disentanglement_dataset" in msg
+    assert "curl -L -o " + str(default) in msg and "Final_Dataset/mpi3d_realistic.npz" in msg  # the command that fetches it
     assert "dataset.path=" in msg and "dataset.source=standin" in msg
     with pytest.raises(FileNotFoundError, match="other.npz"):
         m3.load(path=tmp_path / "other.npz")

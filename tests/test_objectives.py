@@ -6,9 +6,11 @@ import pytest
 import torch
 
 from genlab.losses import bernoulli_nll, gaussian_kl, permute_dims
-from genlab.models import build_model
+from genlab.models.gaussian_vae import build_gaussian_vae
 from genlab.objectives import OBJECTIVES, build_objective
 from genlab.registry import UnknownNameError
+from genlab.training.optimizers import OptimizerFactory
+from genlab.training.progress import Progress
 
 
 def batch(n=16, seed=0):
@@ -18,9 +20,9 @@ def batch(n=16, seed=0):
 
 def setup(name, latent_size=10, **params):
     torch.manual_seed(0)
-    model = build_model("kim", latent_size=latent_size, input_shape=(1, 64, 64))
+    model = build_gaussian_vae("kim", latent_size=latent_size, input_shape=(1, 64, 64))
     objective = build_objective(name, **params)
-    optimizers = objective.make_optimizers(model, lr=1e-3)
+    optimizers = objective.make_optimizers(model, OptimizerFactory(lr=1e-3))
     return model, objective, optimizers
 
 
@@ -37,7 +39,7 @@ def changed(before, module):
 def test_train_step_updates_the_model_and_eval_changes_nothing(name):
     model, objective, optimizers = setup(name)
     (before,) = snapshot(model)
-    out = objective.train_step(model, optimizers, batch(), step=0)
+    out = objective.train_step(model, optimizers, batch(), Progress(0))
     assert {"loss", "recon_nll", "kl"} <= set(out)
     assert all(torch.isfinite(torch.as_tensor(v)) for v in out.values())
     moved = changed(before, model)
@@ -56,7 +58,7 @@ def test_factor_vae_updates_touch_only_their_own_player():
     # discriminator frozen (lr 0): the VAE step must still train the VAE, and never D
     model, objective, optimizers = setup("factor_vae", disc_lr=0.0)
     vae0, d0 = snapshot(model, objective.discriminator)
-    objective.train_step(model, optimizers, batch(), step=0)
+    objective.train_step(model, optimizers, batch(), Progress(0))
     assert changed(vae0, model) and not changed(d0, objective.discriminator)
 
     # VAE frozen (lr 0): the discriminator step must train D and never the VAE
@@ -64,7 +66,7 @@ def test_factor_vae_updates_touch_only_their_own_player():
     for group in optimizers["model"].param_groups:
         group["lr"] = 0.0
     vae0, d0 = snapshot(model, objective.discriminator)
-    objective.train_step(model, optimizers, batch(), step=0)
+    objective.train_step(model, optimizers, batch(), Progress(0))
     assert not changed(vae0, model) and changed(d0, objective.discriminator)
 
 
@@ -79,7 +81,7 @@ def test_beta_weights_the_kl_term_exactly():
     for beta in (0.0, 2.5):
         model, objective, optimizers = setup("beta_vae", beta=beta)
         torch.manual_seed(1)
-        losses[beta] = objective.train_step(model, optimizers, {"x": x}, step=0)
+        losses[beta] = objective.train_step(model, optimizers, {"x": x}, Progress(0))
     assert losses[2.5]["recon_nll"] == pytest.approx(losses[0.0]["recon_nll"].item())
     assert (losses[2.5]["loss"] - losses[0.0]["loss"]).item() == pytest.approx(2.5 * losses[0.0]["kl"].item(), abs=2e-3)  # float32 sums of ~3e3
 

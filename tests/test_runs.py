@@ -13,13 +13,14 @@ from sacred import Experiment
 from sacred.observers import FileStorageObserver, MongoObserver
 
 from genlab.analysis.runs import STANDARD_COLUMNS, Run, load_model, load_runs
+from genlab.models import register_model
 
 pytestmark = pytest.mark.mongo
 
 DB = "t_analysis_runs"
 STEPS = [0, 10, 20, 30]
 
-# (dataset.condition, model.layers, training.loss.beta); beta < 0 makes the run fail.
+# (dataset.condition, model.options.layers, training.loss.beta); beta < 0 makes the run fail.
 SETTINGS = [
     ("recomb2range", [4, 4], 1.0),
     ("recomb2range", [8], 4.0),
@@ -40,16 +41,16 @@ def make_experiment(workdir):
     ex = Experiment("tiny_runs", save_git_info=False)
     ex.add_config(
         dataset={"name": "toy", "condition": "recomb2range"},
-        model={"latent_size": 3, "layers": [4, 4]},
+        model={"kind": "tiny_linear", "options": {"latent_size": 3, "layers": [4, 4]}},
         training={"loss": {"name": "beta_vae", "params": {"beta": 1.0}}, "steps": STEPS[-1]},
     )
 
     @ex.main
     def main(_run, model, training, seed):
         beta = training["loss"]["params"]["beta"]
-        _run.info["input_shape"] = (1, 5)
+        _run.info["model_inputs"] = {"input_shape": (1, 5)}
         torch.manual_seed(seed)
-        net = torch.nn.Linear(5, model["latent_size"])
+        net = torch.nn.Linear(5, model["options"]["latent_size"])
         path = workdir / f"model-{seed}.pt"
         torch.save(net.state_dict(), path)
         _run.add_artifact(str(path), name="model.pt")
@@ -76,7 +77,7 @@ def record(observer_factory, workdir) -> None:
         updates = {
             "seed": number,
             "dataset.condition": condition,
-            "model.layers": layers,
+            "model.options.layers": layers,
             "training.loss.params.beta": beta,
         }
         if beta < 0:
@@ -122,7 +123,7 @@ def test_both_backends_give_the_same_table(stores):
     assert t["experiment"].tolist() == ["tiny_runs"] * 4
     assert t["status"].tolist() == ["COMPLETED", "COMPLETED", "COMPLETED", "FAILED"]
     assert t["dataset.condition"].tolist() == [s[0] for s in SETTINGS]
-    assert t["model.layers"].tolist() == [s[1] for s in SETTINGS]  # lists stay values
+    assert t["model.options.layers"].tolist() == [s[1] for s in SETTINGS]  # lists stay values
     assert t["training.loss.params.beta"].tolist() == [s[2] for s in SETTINGS]
     assert t["training.loss.name"].tolist() == ["beta_vae"] * 4
     assert t["seed"].tolist() == [1, 2, 3, 4]
@@ -147,9 +148,9 @@ def test_where_filters(source, stores):
     assert ids(load(source, stores, where={"training.loss.params.beta": [1.0, -1.0]})) == [1, 4]
     assert ids(load(source, stores, where={"training.loss.params.beta": lambda b: b > 2})) == [2, 3]
     # A list value means "any of": to select a list-valued entry, wrap it (tuples equal lists).
-    assert ids(load(source, stores, where={"model.layers": [[4, 4]]})) == [1, 3]
-    assert ids(load(source, stores, where={"model.layers": [(8,), [4, 4]]})) == [1, 2, 3, 4]
-    assert ids(load(source, stores, where={"model.layers": [4, 4]})) == []  # 4 is no run's layers
+    assert ids(load(source, stores, where={"model.options.layers": [[4, 4]]})) == [1, 3]
+    assert ids(load(source, stores, where={"model.options.layers": [(8,), [4, 4]]})) == [1, 2, 3, 4]
+    assert ids(load(source, stores, where={"model.options.layers": [4, 4]})) == []  # 4 is no run's layers
     # A dict compares with the whole subtree; several keys must all hold.
     loss = {"name": "beta_vae", "params": {"beta": 4.0}}
     assert ids(load(source, stores, where={"training.loss": loss, "dataset.condition": "extrapolation"})) == [3]
@@ -166,9 +167,9 @@ def test_run_metrics_and_fields(source, stores):
     table = load(source, stores)
     run = table["run"].iloc[1]
     assert (run.run_id, run.experiment, run.status) == (2, "tiny_runs", "COMPLETED")
-    assert run.config["model"] == {"latent_size": 3, "layers": [8]}
+    assert run.config["model"] == {"kind": "tiny_linear", "options": {"latent_size": 3, "layers": [8]}}
     assert run.config["training"]["loss"] == {"name": "beta_vae", "params": {"beta": 4.0}}
-    assert run.info == {"input_shape": (1, 5)}  # Sacred's jsonpickle tuple decoded, no observer bookkeeping
+    assert run.info == {"model_inputs": {"input_shape": (1, 5)}}  # Sacred's jsonpickle tuple decoded, no observer bookkeeping
     assert run.result == {"beta": 4.0, "shape": (1, 5)}
     assert run.fail_trace is None
     assert "finished 2" in run.captured_out()
@@ -203,13 +204,15 @@ def test_artifacts_round_trip(source, stores):
         runs[0].artifact_bytes("missing.bin")
 
 
-def linear_builder(latent_size, layers, input_shape):
+@register_model("tiny_linear")
+def linear_builder(latent_size=3, layers=(4, 4), *, input_shape):
+    """A model kind of this test only: what the tiny experiment above saves."""
     return torch.nn.Linear(int(np.prod(input_shape)), latent_size)
 
 
 def test_load_model(source, stores):
     run = load(source, stores, where={"dataset.condition": "extrapolation"}, status="COMPLETED")["run"].iloc[0]
-    model = load_model(run, builder=linear_builder)
+    model = load_model(run)
     assert not model.training
     torch.manual_seed(3)  # the run's seed: the weights it saved
     reference = torch.nn.Linear(5, 3)

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from genlab import paths
-from genlab.data import base
+from genlab.data import base, sources
 from genlab.data import shapes3d as s3
 from genlab.data.base import FactorImages, LazyImages
 from genlab.data.batches import SequentialBatches
@@ -119,7 +119,7 @@ def test_factor_images_over_lazy_store():
     assert moved.lazy and moved.device == torch.device("cpu")
     for a, b in zip(SequentialBatches(lazy, 5), SequentialBatches(resident, 5)):
         assert torch.equal(a["x"], b["x"])
-    a, b = base.sample(lazy, 4, seed=1), base.sample(resident, 4, seed=1)
+    a, b = sources.sample(lazy, 4, seed=1), sources.sample(resident, 4, seed=1)
     assert torch.equal(a.pixels(slice(None)), b.pixels(slice(None)))
 
 
@@ -186,6 +186,7 @@ def test_missing_file_message(tmp_path, monkeypatch):
     msg = str(err.value)
     default = tmp_path / "data" / "raw" / "shapes3d" / "3dshapes.h5"
     assert str(default) in msg and "google-deepmind/3d-shapes" in msg and "GCS bucket 3d-shapes" in msg
+    assert "curl -L -o " + str(default) in msg and "storage.googleapis.com/3d-shapes/3dshapes.h5" in msg
     assert "3dshapes.h5" in msg and "dataset.path=" in msg and "dataset.source=standin" in msg
     with pytest.raises(FileNotFoundError, match="elsewhere.h5"):
         s3.load(path=tmp_path / "elsewhere.h5")

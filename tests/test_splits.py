@@ -6,13 +6,14 @@ import numpy as np
 import pytest
 
 from genlab.data import dsprites as ds
+from genlab.data.files import strided_classes
 from genlab.data import splits
 from genlab.registry import UnknownNameError
 
 
 @pytest.fixture(scope="module")
 def grid():
-    classes = ds.grid_classes()
+    classes = ds.GRID.classes()
     return ds.GRID.values_of(classes), classes
 
 
@@ -115,7 +116,7 @@ def test_empty_sides_are_errors(grid):
 def test_subgrid_keeps_full_grid_classes():
     # splits that test classes (leave1out: shape class 1) work on loaded subgrids too
     strides = (1, 1, 1, 3, 3)
-    classes = ds.grid_classes(ds.GRID.subgrid(strides)) * np.asarray(strides)
+    classes = strided_classes(ds.GRID, strides)
     values = ds.GRID.values_of(classes)
     _, test = splits.split_masks(values, classes, "dsprites", "recomb2element", "leave1out")
     assert test.sum() == 4 * 12 * 4 * 4  # scales x orientations x posX {21,24,27,30} x posY

@@ -12,14 +12,16 @@ from scipy.stats import multivariate_normal
 from genlab.data.batches import SequentialBatches, ShuffledBatches
 from genlab.data.toy2d import (
     LOG_DENSITIES,
-    TOY2D,
     Points,
     eight_gaussians_log_density,
     eval_seed,
     load_toy2d,
     make_generator,
+    recipe,
     sample_toy2d,
+    toy_names,
 )
+from genlab.data import DATASETS
 from genlab.registry import UnknownNameError
 
 NAMES = ["8gaussians", "spiral", "2spirals", "checkerboard", "rings", "pinwheel"]
@@ -37,7 +39,8 @@ def big() -> dict[str, torch.Tensor]:
 
 
 def test_registry_holds_the_six_datasets_and_only_8gaussians_has_a_density():
-    assert sorted(TOY2D) == sorted(NAMES)
+    assert toy_names() == sorted(NAMES)
+    assert all(DATASETS.get(name).kind == "points" and DATASETS.get(name).shape == (2,) for name in NAMES)
     assert set(LOG_DENSITIES) == {"8gaussians"}
 
 
@@ -173,7 +176,7 @@ def test_seeded(name):
     assert torch.equal(a, sample_toy2d(name, 500, seed=1))
     assert not torch.equal(a, sample_toy2d(name, 500, seed=2))
     # The generator functions take the generator as given.
-    assert torch.equal(a, TOY2D.get(name)(500, make_generator(1), "cpu"))
+    assert torch.equal(a, recipe(name)(500, make_generator(1), "cpu"))
 
 
 def test_sample_validation():

@@ -14,6 +14,7 @@ from genlab.data.batches import SequentialBatches, ShuffledBatches
 from genlab.objectives.base import Objective
 from genlab.training.engines import fit
 from genlab.training.handlers import NonFiniteLossError, latest_checkpoint
+from genlab.training.optimizers import OptimizerFactory
 
 
 class NoisyRegression(Objective):
@@ -23,10 +24,11 @@ class NoisyRegression(Objective):
         self.nan_at = nan_at
         self.aux = nn.Linear(1, 1)  # an auxiliary network, checkpointed through state_dict
 
-    def make_optimizers(self, model, lr, weight_decay=0.0):
-        return {**super().make_optimizers(model, lr), "aux": torch.optim.SGD(self.aux.parameters(), lr=lr)}
+    def make_optimizers(self, model, optimizer):
+        return {**super().make_optimizers(model, optimizer), "aux": torch.optim.SGD(self.aux.parameters(), lr=optimizer.lr)}
 
-    def train_step(self, model, optimizers, batch, step):
+    def train_step(self, model, optimizers, batch, progress):
+        step = progress.iteration
         x = batch["x"].flatten(1)
         pred = model(x + 0.1 * torch.randn_like(x))
         loss = (pred - batch["factors"][:, :1]).pow(2).mean() + self.aux.weight.pow(2).sum()
@@ -56,7 +58,7 @@ def make(seed=0, nan_at=None):
     torch.manual_seed(seed)
     model = nn.Linear(16, 1)
     objective = NoisyRegression(nan_at)
-    optimizers = objective.make_optimizers(model, lr=0.05)
+    optimizers = objective.make_optimizers(model, OptimizerFactory(lr=0.05))
     return model, objective, optimizers
 
 
@@ -151,6 +153,6 @@ def test_early_stopping_ends_training_when_validation_stops_improving():
     data = toy_data()
     torch.manual_seed(0)
     model, objective = nn.Linear(16, 1), Worsening()
-    result = fit(model, objective, objective.make_optimizers(model, lr=0.01), ShuffledBatches(data, 8), max_iterations=100,
+    result = fit(model, objective, objective.make_optimizers(model, OptimizerFactory(lr=0.01)), ShuffledBatches(data, 8), max_iterations=100,
                  val_batches=SequentialBatches(data, 96), eval_every=5, early_stopping_patience=2)
     assert result.stopped_early and result.iterations == 15  # evaluations at 5 (best), 10, 15 -> stop

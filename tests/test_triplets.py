@@ -78,8 +78,9 @@ def test_targets_and_transforms_come_from_their_own_sets():
     full = images_of()
     test_mask = np.zeros(len(GRID), bool)
     test_mask[GRID.index_of(GRID.classes()[GRID.classes()[:, 2] == 4])] = True  # c == 4 held out
-    data = SplitData("toy", "extrp", "c4", full.subset(torch.from_numpy(np.flatnonzero(~test_mask))),
-                     full.subset(torch.tensor([], dtype=torch.long)), full.subset(torch.from_numpy(np.flatnonzero(test_mask))))
+    data = SplitData(name="toy", train=full.subset(torch.from_numpy(np.flatnonzero(~test_mask))),
+                     val=full.subset(torch.tensor([], dtype=torch.long)),
+                     test=full.subset(torch.from_numpy(np.flatnonzero(test_mask))), condition="extrp", variant="c4")
     samplers = split_samplers(data)
     assert set(samplers) == {"train", "test"}  # no validation part: no val triplets
     train_t = samplers["train"].draw(2000, torch.Generator().manual_seed(0))

@@ -1,5 +1,5 @@
 """Flow contrastive estimation of an EBM against a Glow or MAF flow on 2D data (Gao et al., CVPR 2020;
-fce.md), and the flow-MLE baseline.
+docs/fce.md), and the flow-MLE baseline.
 
     python -m experiments.fce2d with dataset.8gaussians model.maf
     python -m experiments.fce2d with dataset.pinwheel model.glow training.flow_mle_2d
@@ -15,34 +15,25 @@ Artifact: ``model.pt`` (the EBM and the flow). Densities and curves: ``genlab.an
 
 from __future__ import annotations
 
-from sacred import Experiment
+from configs import fce2d as paper
+from ingredients.experiment import genlab_experiment, train_and_evaluate
+from ingredients.observers import run_cli
 
-from genlab.devices import resolve_device
-from ingredients.energy_flow import make_model, model
-from ingredients.observers import prepare, run_cli
-from ingredients.toy2d import dataset, load_data, record_data
-from ingredients.training import make_objective, make_optimizers, train_recorded, training
-
-ex = prepare(Experiment("fce2d", ingredients=[dataset, model, training]))
-
-
-@ex.config
-def config():
-    device = "auto"  # "auto" picks CUDA when present
+ex = genlab_experiment(
+    "fce2d",
+    dataset_kinds=["points"],
+    dataset=paper.dataset,
+    model_kinds=["energy_flow"],
+    objectives=["fce", "flow_mle"],
+    training=[paper.fce_2d],
+    named=paper.FCE2D,
+)
 
 
 @ex.main
-def main(_run, _seed, seed, device):
-    dev = resolve_device(device)
-    objective = make_objective().to(dev)
-    net = make_model(objective.uses_ebm).to(dev)  # the EBM first, then the flow: the original's RNG order
-    data = load_data(dev, seed)  # the run's seed itself (Sacred's _seed is derived from it), so analysis can redraw the data
-    optimizers = make_optimizers(objective, net)
-    record_data(_run, data, dev)
-
-    fitted = train_recorded(_run, net, objective, optimizers, data.train, data.eval, _seed)
-    return {f"val.{name}": float(value) for name, value in fitted.val_metrics.items()}
+def main(_run, _config, _seed):
+    return train_and_evaluate(_run, _config, _seed)
 
 
 if __name__ == "__main__":
-    run_cli(ex, defaults=["training.fce_2d"])
+    run_cli(ex)

@@ -1,80 +1,87 @@
-"""The ``dataset`` ingredient: which data, which generalisation split, captured for
-``genlab.data.load_split_data``.
+"""The ``dataset`` ingredient of an experiment: which data, which split, which per-batch transforms,
+captured for ``genlab.data.load_dataset``.
 
-``dataset.name`` is a key of ``genlab.data.DATASETS`` (each dataset is also a named config, e.g.
-``dataset.dsprites``); ``dataset.condition`` / ``dataset.variant`` name a split of
-``genlab.data.splits`` (disent.md 1.4). Unknown names fail at start-up, before any data is read.
+``dataset_ingredient(kinds, defaults, named)`` makes one for an experiment: ``kinds`` are the kinds
+of dataset it takes (``genlab.data.KINDS``), ``defaults`` the paper's defaults (a config function of
+``configs/<paper>.py``), ``named`` the paper's named configs. Every registered dataset of those kinds
+is a named config too (``dataset.dsprites``, ``dataset.8gaussians``), as is ``dataset.tiny``.
+
+``dataset.name`` is a key of ``genlab.data.DATASETS``; the builder's options are the kind's loader
+keys at the top level (``dataset.source``, ``dataset.n_train`` ...) and the rest under
+``dataset.options`` (shown with their defaults); ``dataset.condition`` / ``dataset.variant`` name a
+generalisation split (factor datasets only); ``dataset.transforms`` lists per-batch transforms of the
+training batches (``genlab.data.transforms``), ``dataset.eval_transforms`` those of evaluation
+batches. Unknown names and options fail at start-up, before any data is read.
 """
 
 from __future__ import annotations
 
+from typing import Callable, Sequence
+
 import numpy as np
 from sacred import Ingredient
 
-from genlab.data import DATASETS, check_options, check_split, load_split_data
-
-dataset = Ingredient("dataset")
-
-
-@dataset.config
-def config():
-    name = "dsprites"  # genlab.data.DATASETS key
-    source = "file"  # "file": the published file; "generated": rendered offline (dSprites); "standin": synthetic
-    path = None  # the published file, if not at data/raw/<name>/<its file name>
-    options = DATASETS.get(name).options()  # the dataset's own loader options (e.g. MPI3D's version)
-    resident = "auto"  # images on the training device (True), read lazily from the file (False), or "auto"
-    tiny = False  # the dataset's small sub-grid for smoke runs
-    strides = None  # per-factor strides of a sub-grid (overrides tiny)
-    condition = None  # generalisation condition (extrp, recomb2range, recomb2element); None: no split
-    variant = None  # the condition's variant (e.g. blank_side); None: the condition's default
-    val_fraction = 0.05  # training combinations held out for validation
-    split_seed = 0  # seed of the validation hold-out
+from genlab.data import DATASETS, check_dataset, load_dataset, names_of_kinds
+from genlab.data.transforms import parse as parse_transforms
+from genlab.registry import UnknownNameError
 
 
-@dataset.config_hook
-def check_names(config, command_name, logger):
-    """Refuse unknown names at start-up and record the variant a condition defaults to."""
-    cfg = config["dataset"]
-    variant = check_split(cfg["name"], cfg["condition"], cfg["variant"])
-    check_options(cfg["name"], cfg["options"])
-    return {"variant": variant} if variant != cfg["variant"] else {}
+def _common():
+    options = {}  # the dataset builder's own options (filled with their defaults)
+    transforms = []  # per-batch transforms of training batches, e.g. [["flip_pixels", {"p": 0.001}]] (genlab.data.transforms)
+    eval_transforms = []  # per-batch transforms of evaluation batches (seeded the same at every evaluation)
+    tiny = False  # the dataset's smoke-size version
 
 
-for _name in DATASETS:
-    dataset.add_named_config(_name, {"name": _name})
-dataset.add_named_config("generated", {"source": "generated"})
-dataset.add_named_config("standin", {"source": "standin"})
-dataset.add_named_config("tiny", {"tiny": True})
+def _filled(name, options):
+    options = {**(DATASETS.get(name).options() if name in DATASETS else {}), **options}  # with their defaults
 
 
-@dataset.capture
-def load_data(device, name, source, path, options, resident, tiny, strides, condition, variant, val_fraction, split_seed):
-    return load_split_data(
-        name, condition, variant, val_fraction, split_seed, device=device, tiny=tiny,
-        source=source, path=path, strides=strides, resident=resident, **options,
-    )
+def dataset_ingredient(kinds: Sequence[str], defaults: Callable, named: Sequence[Callable] = ()) -> Ingredient:
+    kinds = tuple(kinds)
+    dataset = Ingredient("dataset")
+    dataset.config(_common)
+    dataset.config(defaults)
+    dataset.config(_filled)
 
+    @dataset.config_hook
+    def check(config, command_name, logger):
+        """Refuse unknown names and options at start-up; show the builder's options with their
+        defaults and record the variant a condition defaults to."""
+        cfg = config["dataset"]
+        if cfg["name"] not in names_of_kinds(kinds):
+            if cfg["name"] in DATASETS:
+                check_dataset(cfg, kinds)  # explains the kind mismatch
+            raise UnknownNameError(f"{' or '.join(kinds)} dataset", cfg["name"], names_of_kinds(kinds))
+        variant = check_dataset(cfg, kinds)
+        parse_transforms(cfg["transforms"])
+        parse_transforms(cfg["eval_transforms"])
+        return {"variant": variant} if "variant" in cfg and variant != cfg["variant"] else {}
 
-def record_data(run, data, device) -> None:
-    """What a run needs beyond its config to be rebuilt and read: the real image shape, the factor
-    names and the size of each part of the split."""
-    run.info.update(
-        input_shape=list(data.image_shape),
-        factor_names=list(data.factor_names),
-        split_sizes={k: len(v) for k, v in data.splits().items()},
-        device=str(device),
-    )
+    for name in names_of_kinds(kinds):
+        dataset.add_named_config(name, {"name": name})
+    dataset.add_named_config("tiny", {"tiny": True})
+    for fn in named:
+        dataset.named_config(fn)
 
+    @dataset.command(unobserved=True)
+    def show(_config):
+        """Print the dataset (kind, shape, factor grid, options) and the size of each part once loaded."""
+        spec = DATASETS.get(_config["name"])
+        print(f"{spec.name} ({spec.kind}): examples {list(spec.shape)}. {spec.description}")
+        if spec.grid is not None:
+            print(f"  {len(spec.grid):,} factor combinations")
+            for factor, values in zip(spec.grid.names, spec.grid.values):
+                shown = np.array2string(np.asarray(values), precision=3, threshold=8, max_line_width=90)
+                print(f"  {factor:<18} {len(values):>3} values  {shown}")
+        data = load_dataset(_config, "cpu", 0)
+        if getattr(data, "variant", None) is not None:
+            print(f"split: condition={_config.get('condition')} variant={data.variant}")
+        for part, source in (("train", data.train), ("val", data.val), ("test", data.test)):
+            if source is not None:
+                print(f"  {part:<5} {len(source):>9,} examples")
+        x = data.train.batch(slice(0, 100_000))["x"]
+        if x.dim() == 2:  # vectors: their sample statistics
+            print(f"  training mean {x.mean(0).tolist()}, std {x.std(0).tolist()}, range [{x.min():.2f}, {x.max():.2f}]")
 
-@dataset.command(unobserved=True)
-def show(name, condition, variant):
-    """Print the factor grid and, once loaded, the size of each split (``dataset.show with ...``)."""
-    spec = DATASETS.get(name)
-    print(f"{name}: images {list(spec.image_shape)}, {len(spec.grid):,} factor combinations. {spec.description}")
-    for factor, values in zip(spec.grid.names, spec.grid.values):
-        shown = np.array2string(np.asarray(values), precision=3, threshold=8, max_line_width=90)
-        print(f"  {factor:<12} {len(values):>3} values  {shown}")
-    data = load_data("cpu")
-    print(f"split: condition={condition} variant={data.variant}")
-    for split, part in data.splits().items():
-        print(f"  {split:<5} {len(part):>9,} images")
+    return dataset

@@ -1,41 +1,38 @@
-"""The ``evaluation`` ingredient: the end-of-run measurements the disent experiments share.
+"""The ``evaluation`` ingredient of an experiment: which end-of-run evaluations, with which options.
 
-Posterior-mean reconstruction NLL on the training and excluded (test) combinations, and DCI (the
-paper's measure, disent.md 5.2), MIG and the FactorVAE score of an encoder on the training split.
-``evaluation.samples`` / ``evaluation.dci_samples`` cap how many images they see (None: all).
+``evaluation_ingredient(run, defaults)`` makes one: ``run`` lists the keys of
+``genlab.evaluations.EVALUATIONS`` the experiment runs by default (``evaluation.run``), in order;
+their options sit flat under ``evaluation`` (``evaluation.samples``, ``evaluation.dci_alpha``),
+shown with their defaults, and an option none of them takes is refused at start-up.
 """
 
 from __future__ import annotations
 
+from typing import Callable, Sequence
+
 from sacred import Ingredient
 
-from genlab.metrics.representations import disentanglement_scores
-from genlab.training.engines import create_evaluator, evaluate_parts
-
-evaluation = Ingredient("evaluation")
+from genlab.evaluations.base import EVALUATIONS, evaluation_options
 
 
-@evaluation.config
-def config():
-    samples = None  # images per split for the end-of-run NLL (None: the whole split)
-    dci_samples = None  # training images DCI and MIG see (None: the whole training split)
-    dci_alpha = 0.02  # Lasso penalty of DCI (disent.md 5.2)
-    mig_bins = 20  # equal-width bins per latent for MIG (Chen et al. 2018)
-    factorvae_votes = 800  # training and evaluation votes of the FactorVAE score (Kim & Mnih 2018)
-    batch_size = 512
+def evaluation_ingredient(run: Sequence[str] = (), defaults: Callable | None = None) -> Ingredient:
+    """The options shown (and settable) are those of the default ``run`` list; an evaluation added
+    to ``evaluation.run`` on the command line runs with its own defaults."""
+    evaluation = Ingredient("evaluation")
+    evaluation.add_config(run=list(run), **evaluation_options(run))
+    if defaults is not None:
+        evaluation.config(defaults)
+
+    @evaluation.config_hook
+    def check(config, command_name, logger):
+        for name in config["evaluation"]["run"]:
+            EVALUATIONS.get(name)  # unknown: fails listing the valid ones
+        return {}
+
+    return evaluation
 
 
-@evaluation.capture
-def final_nll(model, objective, parts: dict, quantities: tuple[str, ...], samples, batch_size) -> dict[str, dict[str, float]]:
-    """``{part: {quantity: value}}`` of ``objective.eval_step`` over each non-empty part."""
-    measured = evaluate_parts(create_evaluator(model, objective), parts, samples, batch_size)
-    return {part: {q: metrics[q] for q in quantities} for part, metrics in measured.items()}
-
-
-@evaluation.capture
-def encoder_scores(model, train_data, dci_samples, dci_alpha, mig_bins, factorvae_votes, batch_size):
-    """DCI, MIG and the FactorVAE score of ``model.encode``'s posterior means on ``train_data``."""
-    model.eval()
-    return disentanglement_scores(
-        lambda x: model.encode(x)[0], train_data, dci_samples, dci_alpha, mig_bins, factorvae_votes, batch_size
-    )
+def evaluation_settings(cfg) -> tuple[list[str], dict]:
+    """``(names, options)`` of an ``evaluation`` config."""
+    cfg = {k: v for k, v in cfg.items() if not k.startswith("__")}  # not a named config's __doc__
+    return list(cfg.pop("run")), cfg

@@ -1,53 +1,69 @@
-"""The ``model`` ingredient: which architecture, captured for ``genlab.models.build_model``.
+"""The ``model`` ingredient of an experiment: which kind of model and its options, captured for
+``genlab.models.build_model``.
 
-Every architecture of ``genlab.models.architectures.ARCHITECTURES`` is a named config
-(``model.kim``, ``model.burgess`` ...), so an architecture added to the library is usable from the
-command line without touching this file. The input shape is not config: it comes from the data at
-run time and is recorded in the run's info (the original recorded the named config's shape
-instead, which rebuilt dSprites models with 3 channels; disent.md 8.4).
+``model_ingredient(kinds, named)`` makes one for an experiment: ``kinds`` are the model kinds it can
+train (``genlab.models.MODELS``; the first is the default), ``named`` the paper's named configs.
+``model.kind`` names the builder and ``model.options`` holds its options, shown with their defaults
+and checked against the builder's signature. Every value of the kind's choice registries is a named
+config (``model.kim``, ``model.glow``, ``model.mlp_mixer``), so a new architecture, flow or mixer is
+usable at once. What the data decides (the input shape, the number of factors) is not config: it
+comes from the data at run time and is recorded in the run's ``info["model_inputs"]``.
+
+Settings the objective depends on (``Objective.model_options``, e.g. whether an EBM is built next to
+a flow) are written into ``model.options`` here, so the recorded ``config["model"]`` alone rebuilds
+the model. ``model.init_from`` starts training from another run's weights (a run directory or a
+``model.pt``; ``model.init_strict=False`` copies only the tensors that match): transfer learning and
+two-stage training. It is recorded in the run and is not ``training.resume``, which continues a run
+exactly.
 """
 
 from __future__ import annotations
 
+from typing import Callable, Sequence
+
 from sacred import Ingredient
 
-from genlab.models import build_model, describe
-from genlab.models.architectures import ARCHITECTURES
-
-model = Ingredient("model")
-
-
-@model.config
-def config():
-    architecture = "kim"  # genlab.models.architectures.ARCHITECTURES key
-    latent_size = 10
-    encoder_layers = None  # an explicit layer spec overrides the architecture's encoder
-    decoder_layers = None  # ... and decoder (None: the transpose of the encoder)
-    input_shape = None  # None: the data's image shape, recorded in the run's info["input_shape"]
+from genlab.data import DATASETS
+from genlab.models import MODELS, build_model, check_model, describe
+from genlab.objectives import OBJECTIVES
+from genlab.registry import UnknownNameError
 
 
-@model.config_hook
-def check_architecture(config, command_name, logger):
-    ARCHITECTURES.get(config["model"]["architecture"])  # unknown name: fails listing the valid ones
-    return {}
+def _filled(kind, options):
+    options = {**(MODELS.get(kind).options() if kind in MODELS else {}), **options}  # with their defaults
 
 
-for _name in ARCHITECTURES:
-    model.add_named_config(_name, {"architecture": _name})
+def model_ingredient(kinds: Sequence[str], named: Sequence[Callable] = (), experiment: str = "this experiment") -> Ingredient:
+    kinds = tuple(kinds)
+    model = Ingredient("model")
+    model.add_config(kind=kinds[0], options={}, init_from=None, init_strict=True)
+    model.config(_filled)
 
+    @model.config_hook
+    def check(config, command_name, logger):
+        """Unknown kinds, options and choice values fail at start-up; the builder's options are shown
+        with their defaults, with the settings the objective needs written in."""
+        cfg = config["model"]
+        if cfg["kind"] not in kinds:
+            raise UnknownNameError(f"{experiment} model kind", cfg["kind"], list(kinds))
+        needed = {}
+        objective = config.get("training", {}).get("objective")
+        if objective in OBJECTIVES:
+            needed = dict(OBJECTIVES.get(objective).model_options)
+        check_model(cfg["kind"], {**cfg["options"], **needed})
+        return {"options": needed} if needed else {}
 
-@model.capture
-def make_model(data_shape, architecture, latent_size, encoder_layers, decoder_layers, input_shape):
-    if input_shape is not None and tuple(input_shape) != tuple(data_shape):
-        raise ValueError(f"model.input_shape={list(input_shape)} but the data's images are {list(data_shape)}")
-    return build_model(
-        architecture=architecture, latent_size=latent_size, input_shape=tuple(data_shape),
-        encoder_layers=encoder_layers, decoder_layers=decoder_layers,
-    )
+    for option, (registry, suffix) in MODELS.get(kinds[0]).choices.items():
+        for name in registry:
+            model.add_named_config(f"{name}{suffix}", {"options": {option: name}})
+    for fn in named:
+        model.named_config(fn)
 
+    @model.command(unobserved=True)
+    def show(_run):
+        """Print the model built for one example of the run's dataset, with its parameter count
+        (``model.show with model.burgess dataset.shapes3d``)."""
+        cfg = _run.config["model"]
+        print(describe(build_model(cfg["kind"], cfg["options"], DATASETS.get(_run.config["dataset"]["name"]).model_inputs())))
 
-@model.command(unobserved=True)
-def show(input_shape):
-    """Print the architecture and its parameter count, e.g. ``model.show with model.kim``
-    (``model.input_shape=[3,64,64]`` for RGB data; default 1 x 64 x 64)."""
-    print(describe(make_model(input_shape or (1, 64, 64))))
+    return model

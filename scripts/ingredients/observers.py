@@ -75,24 +75,12 @@ def prepare(ex: Experiment) -> Experiment:
     return ex
 
 
-def with_defaults(argv: list[str], defaults: list[str]) -> list[str]:
-    """Put an experiment's default named configs first after ``with``, so that whatever the user
-    names later overrides them (Sacred applies named configs in order)."""
-    if not defaults:
-        return argv
-    if "with" in argv:
-        i = argv.index("with") + 1
-        return argv[:i] + defaults + argv[i:]
-    return argv + ["with", *defaults]
-
-
-def run_cli(ex: Experiment, argv: list[str] | None = None, defaults: list[str] | None = None):
-    """The command line of a genlab experiment: default observers, and ``defaults``, named configs
-    applied before the user's (e.g. ``training.gt_decoder`` for ``experiments.decoders``)."""
+def run_cli(ex: Experiment, argv: list[str] | None = None):
+    """The command line of a genlab experiment, with its default observers."""
     argv = list(sys.argv if argv is None else argv)
     keep_freed_memory()
     add_default_observers(ex, argv[1:])
-    return ex.run_commandline(with_defaults(argv, defaults or []))
+    return ex.run_commandline(argv)
 
 
 def run_dir(run) -> str | None:
@@ -134,8 +122,8 @@ def record_fit(run, fitted, model) -> None:
     add_torch_artifact(run, model.state_dict(), "model.pt")
 
 
-def log_final(run, split: str, metrics: dict, step: int, results: dict) -> None:
-    """Log ``<split>.<quantity>`` at the final step and collect the same names into ``results``."""
+def log_final(run, metrics: dict, step: int, results: dict) -> None:
+    """Log each ``<split>.<quantity>`` of ``metrics`` at the final step and collect them into ``results``."""
     for name, value in metrics.items():
-        run.log_scalar(f"{split}.{name}", float(value), step)
-        results[f"{split}.{name}"] = float(value)
+        run.log_scalar(name, float(value), step)
+        results[name] = float(value)

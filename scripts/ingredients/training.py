@@ -1,110 +1,118 @@
-"""The ``training`` ingredient: objective, optimiser and loop settings, captured for ``genlab.training``.
+"""The ``training`` ingredient of an experiment: objective, optimiser and loop settings, captured for
+``genlab.training.engines.fit``.
+
+``training_ingredient(defaults, named)`` makes one for an experiment: ``defaults`` are the paper's
+default settings (config functions of ``configs/<paper>.py``, applied in order), ``named`` its named
+configs (``training.factor_vae`` ...). The shared part below carries no paper's values.
 
 ``training.objective`` is a key of ``genlab.objectives.OBJECTIVES``; ``training.loss`` holds that
-objective's hyperparameters (its constructor's keyword arguments, defaults shown by
-``print_config``), e.g. ``training.factor_vae training.loss.gamma=50``. A misspelt key is refused
-by Sacred before anything runs.
+objective's hyperparameters (its constructor's keyword arguments, shown with their defaults), e.g.
+``training.factor_vae training.loss.gamma=50``. ``training.optimizer`` is a key of
+``genlab.training.optimizers.OPTIMIZERS`` with ``training.optimizer_options`` (shown with their
+defaults). A misspelt key or name is refused before anything runs.
 """
 
 from __future__ import annotations
 
 import inspect
 import sys
+from typing import Any, Callable, Mapping, Sequence
 
 from sacred import Ingredient
 
-from genlab.data.batches import SequentialBatches, ShuffledBatches
-from genlab.objectives import OBJECTIVES, build_objective, check_hyperparameters
-from genlab.training.engines import FitResult, fit
-from ingredients.observers import checkpoint_dir, record_fit
-
-training = Ingredient("training")
+from genlab.objectives import OBJECTIVES, check_hyperparameters
+from genlab.registry import UnknownNameError
+from genlab.training.optimizers import OPTIMIZERS, OptimizerFactory, optimizer_options as optimizer_options_of
 
 
-@training.config
-def config():
-    objective = "beta_vae"  # genlab.objectives.OBJECTIVES key
-    loss = OBJECTIVES.get(objective).hyperparameters()  # the objective's hyperparameters
-    batch_size = 64
-    lr = 1e-4  # Adam, the model's optimiser (disent.md 4.1)
-    weight_decay = 0.0
-    epochs = 30  # passes over the training split ...
+def _common():
+    objective = None  # genlab.objectives.OBJECTIVES key (each experiment sets its default)
+    loss = {}  # the objective's hyperparameters (filled with their defaults)
+    optimizer = "adam"  # genlab.training.optimizers.OPTIMIZERS key: the model's optimiser
+    optimizer_options = {}  # its options (filled with their defaults), e.g. betas, weight_decay
+    lr = None  # the optimiser's learning rate
+    batch_size = None
+    epochs = None  # passes over the training data ...
     max_iterations = None  # ... unless this many updates is given instead
-    eval_every = 1000  # iterations between evaluations on the validation split
+    eval_every = 1000  # iterations between evaluations on the validation data
     eval_batch_size = 512
     log_every = 100  # iterations between logged means of the training-step quantities
     checkpoint_every = 1000
     n_saved = 2  # checkpoints kept
     early_stopping_patience = None  # evaluations without improvement of val.loss before stopping
-    resume = None  # a checkpoint file or a run/checkpoint directory to continue from
+    resume = None  # a checkpoint file or a run/checkpoint directory to continue from exactly
     progress = "auto"  # tqdm progress bar: True, False, or "auto" (when stderr is a terminal)
 
 
-@training.config_hook
-def check_loss(config, command_name, logger):
-    """A misspelt ``training.loss`` key fails at start-up, listing the objective's hyperparameters."""
-    check_hyperparameters(config["training"]["objective"], config["training"]["loss"])
-    return {}
+def _filled(objective, loss, optimizer, optimizer_options):
+    # the objective's hyperparameters and the optimiser's options, with their defaults (an unknown
+    # name is reported by the config hook, with the valid names)
+    loss = {**(OBJECTIVES.get(objective).hyperparameters() if objective in OBJECTIVES else {}), **loss}
+    optimizer_options = {**(optimizer_options_of(optimizer) if optimizer in OPTIMIZERS else {}), **optimizer_options}
 
 
-@training.capture
-def make_objective(objective, loss):
-    return build_objective(objective, **loss)
+REQUIRED = ("objective", "lr", "batch_size")
 
 
-@training.capture
-def make_optimizers(objective_, model, lr, weight_decay):
-    return objective_.make_optimizers(model, lr=lr, weight_decay=weight_decay)
+def training_ingredient(
+    defaults: Sequence[Callable], named: Sequence[Callable] = (), objectives: Sequence[str] | None = None,
+    experiment: str = "this experiment",
+) -> Ingredient:
+    """``objectives``: the objectives ``experiment`` can train (None: every registered one)."""
+    training = Ingredient("training")
+    training.config(_common)
+    for fn in defaults:
+        training.config(fn)
+    training.config(_filled)
+
+    @training.config_hook
+    def check(config, command_name, logger):
+        """Unknown names and misspelt hyperparameters or options fail at start-up, listing the valid
+        ones; the objective's hyperparameters and the optimiser's options are shown with their defaults."""
+        cfg = config["training"]
+        unset = [k for k in REQUIRED if cfg.get(k) is None]
+        if unset:
+            raise ValueError(f"training.{unset[0]} is not set (this experiment's defaults must give {', '.join(REQUIRED)})")
+        if cfg["epochs"] is None and cfg["max_iterations"] is None:
+            raise ValueError("give training.epochs or training.max_iterations")
+        if objectives is not None and cfg["objective"] not in objectives:
+            OBJECTIVES.get(cfg["objective"])  # an unknown name lists every objective
+            raise UnknownNameError(f"{experiment} objective", cfg["objective"], sorted(objectives))
+        check_hyperparameters(cfg["objective"], cfg["loss"])
+        OptimizerFactory(cfg["optimizer"], cfg["lr"], cfg["optimizer_options"])  # checks name and options
+        return {}
+
+    for fn in named:
+        training.named_config(fn)
+
+    @training.command(unobserved=True)
+    def show(_config):
+        """Print the objective, its hyperparameters and the optimisation settings (``training.show with ...``)."""
+        cfg = _config
+        cls = OBJECTIVES.get(cfg["objective"])
+        print(f"objective {cfg['objective']!r}: {cls.__module__}.{cls.__qualname__}")
+        print(inspect.cleandoc(sys.modules[cls.__module__].__doc__ or "").split("\n\n")[0])
+        for key, value in cfg["loss"].items():
+            print(f"  loss.{key} = {value!r}")
+        length = f"{cfg['max_iterations']} iterations" if cfg["max_iterations"] is not None else f"{cfg['epochs']} epochs"
+        options = ", ".join(f"{k}={v!r}" for k, v in cfg["optimizer_options"].items())
+        print(f"{cfg['optimizer']} lr {cfg['lr']} ({options}), batch {cfg['batch_size']}, {length}")
+
+    return training
 
 
-@training.capture
-def train(model, objective_, optimizers, train_data, val_data, log, checkpoint_dir, seed, batch_size, eval_batch_size) -> FitResult:
-    """Run ``genlab.training.engines.fit`` on device-resident training/validation data."""
-    return fit_batches(
-        model, objective_, optimizers, ShuffledBatches(train_data, batch_size, seed=seed),
-        SequentialBatches(val_data, eval_batch_size) if val_data is not None and len(val_data) else None,
-        log, checkpoint_dir,
-    )
+def optimizer_factory(cfg: Mapping[str, Any]) -> OptimizerFactory:
+    """The run's optimiser choice, for ``Objective.make_optimizers``."""
+    return OptimizerFactory(cfg["optimizer"], cfg["lr"], dict(cfg["optimizer_options"]))
 
 
-def train_recorded(run, model, objective_, optimizers, train_data, val_data, seed) -> FitResult:
-    """``train`` into the run: its metrics to ``run.log_scalar``, checkpoints in ``checkpoint_dir(run)``
-    (recorded in ``info``), then ``record_fit`` (iterations, resume origin, ``model.pt``)."""
-    run.info["checkpoint_dir"] = checkpoint_dir(run)
-    fitted = train(model, objective_, optimizers, train_data, val_data, run.log_scalar, run.info["checkpoint_dir"], seed)
-    record_fit(run, fitted, model)
-    return fitted
-
-
-@training.capture
-def fit_batches(
-    model, objective_, optimizers, train_batches, val_batches, log, checkpoint_dir,
-    epochs, max_iterations, eval_every, log_every, checkpoint_every, n_saved, early_stopping_patience, resume, progress,
-) -> FitResult:
-    """Run ``genlab.training.engines.fit`` on prebuilt batch iterables: ``train_batches`` as
-    ``ShuffledBatches`` (``len`` = batches per epoch, ``bind``; e.g. ``genlab.data.triplets.TripletBatches``),
-    ``val_batches`` any iterable of batches or None."""
-    return fit(
-        model, objective_, optimizers, train_batches,
-        max_iterations=int(max_iterations) if max_iterations is not None else int(epochs) * len(train_batches),
-        val_batches=val_batches,
-        eval_every=eval_every, log=log, log_every=log_every,
-        checkpoint_dir=checkpoint_dir, checkpoint_every=checkpoint_every, n_saved=n_saved,
-        resume=resume, early_stopping_patience=early_stopping_patience,
-        progress=sys.stderr.isatty() if progress == "auto" else bool(progress),
-    )
-
-
-@training.command(unobserved=True)
-def show(objective, loss, batch_size, lr, epochs, max_iterations):
-    """Print the objective, its hyperparameters and the optimisation settings (``training.show with ...``)."""
-    cls = OBJECTIVES.get(objective)
-    print(f"objective {objective!r}: {cls.__module__}.{cls.__qualname__}")
-    print(inspect.cleandoc(sys.modules[cls.__module__].__doc__ or "").split("\n\n")[0])
-    for key, value in loss.items():
-        print(f"  loss.{key} = {value!r}")
-    length = f"{max_iterations} iterations" if max_iterations is not None else f"{epochs} epochs"
-    print(f"Adam lr {lr}, batch {batch_size}, {length}")
-
-
-from configs import training as _named_configs  # noqa: E402,F401  (registers training.<name>)
+def fit_options(cfg: Mapping[str, Any], n_batches: int) -> dict[str, Any]:
+    """The keyword arguments of ``genlab.training.engines.fit`` a ``training`` config gives, for a
+    training stream of ``n_batches`` batches per epoch."""
+    return dict(
+        max_iterations=int(cfg["max_iterations"]) if cfg["max_iterations"] is not None else int(cfg["epochs"]) * n_batches,
+        eval_every=cfg["eval_every"], log_every=cfg["log_every"],
+        checkpoint_every=cfg["checkpoint_every"], n_saved=cfg["n_saved"], resume=cfg["resume"],
+        early_stopping_patience=cfg["early_stopping_patience"],
+        progress=sys.stderr.isatty() if cfg["progress"] == "auto" else bool(cfg["progress"]),
+    )  # fmt: skip

@@ -27,8 +27,8 @@ import torch
 
 from genlab.analysis import plots
 from genlab.analysis.disent_paper import paper_table
-from genlab.analysis.runs import Run, load_model, load_runs
-from genlab.data import SplitData, load_split_data
+from genlab.analysis.runs import Run, load_data, load_model, load_runs
+from genlab.data import SplitData
 from genlab.paths import results_dir, sims_dir
 
 GROUP = ["dataset.name", "dataset.condition", "dataset.variant"]
@@ -118,34 +118,13 @@ def compare_with_paper(table: pd.DataFrame) -> pd.DataFrame:
     return ours.merge(paper, on=["dataset", "condition", "variant", "model"], how="inner")
 
 
-def load_decoder(run: Run, map_location: Any = "cpu"):
-    """A ground-truth decoder run's model (its input transform is in ``model.pt``)."""
-    from genlab.models.gt_decoder import build_gt_decoder
-
-    def builder(architecture, decoder_layers, inputs, input_shape):
-        return build_gt_decoder(architecture, len(run.info["factor_names"]), input_shape, decoder_layers)
-
-    return load_model(run, builder, map_location)
-
-
 def renderer(run: Run) -> Callable[[dict], torch.Tensor]:
     """``batch -> logits`` of a run's model: a VAE reconstructs ``x`` from its posterior mean, the
     ground-truth decoder renders ``factors``."""
-    if run.config["training"]["objective"] == "gt_decoder":
-        decoder = load_decoder(run)
-        return lambda batch: decoder(batch["factors"])
     model = load_model(run)
+    if run.config["model"]["kind"] == "gt_decoder":
+        return lambda batch: model(batch["factors"])
     return lambda batch: model(batch["x"])["logits"]
-
-
-def rebuild_data(run: Run, device: str | torch.device = "cpu") -> SplitData:
-    """The run's train/val/test data, rebuilt from its recorded dataset config."""
-    cfg = dict(run.config["dataset"])
-    cfg.update(cfg.pop("options", {}))
-    return load_split_data(
-        cfg.pop("name"), cfg.pop("condition"), cfg.pop("variant"), cfg.pop("val_fraction"), cfg.pop("split_seed"),
-        device=device, **cfg,
-    )
 
 
 def example_batches(data: SplitData, n: int = 6, seed: int = 0) -> dict[str, dict]:
@@ -165,7 +144,7 @@ def run_figure(run: Run, out_dir: str | Path, n: int = 8) -> Path:
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     model = load_model(run)
-    batches = example_batches(rebuild_data(run), n)
+    batches = example_batches(load_data(run), n)
     n_cols = sum(len(b["x"]) for b in batches.values())
     fig = plt.figure(figsize=(1.1 * n_cols, 2.5 + 1.05 * model.latent_size), layout="constrained")
     top, bottom = fig.subfigures(2, 1, height_ratios=[2.3, 1.05 * model.latent_size])
@@ -207,7 +186,7 @@ def split_figures(runs: pd.DataFrame, out_dir: str | Path, n: int = 5) -> dict[s
 
     vae_first = sorted(chosen, key=lambda r: r.config["training"]["objective"] == "gt_decoder")
     renderers = {model_label(r.config): renderer(r) for r in vae_first}
-    fig = plots.reconstructions(renderers, example_batches(rebuild_data(first), n))
+    fig = plots.reconstructions(renderers, example_batches(load_data(first), n))
     paths["reconstructions"] = _save(fig, out_dir / f"{variant}-reconstructions.png")
 
     fig, axes = plt.subplots(1, len(chosen), figsize=(3.2 * len(chosen), 4.2), squeeze=False)

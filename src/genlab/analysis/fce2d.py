@@ -29,14 +29,12 @@ import torch
 from genlab.analysis.runs import Run, load_model, load_runs
 from genlab.data.toy2d import sample_toy2d
 from genlab.metrics.density_grid import grid_cell_area, grid_log_density, normalise_on_grid
-from genlab.models.energy_flow import build_energy_flow
-from genlab.objectives import OBJECTIVES
 from genlab.paths import results_dir, sims_dir
 
 LOG4 = math.log(4.0)
 ORIGINAL_MSE = (0.03, 0.05)  # the reference's plateau on 8gaussians (fce.md 4.2, README curves)
 LIM = 4.0
-GROUP = ["dataset.name", "model.flow", "training.objective"]
+GROUP = ["dataset.name", "model.options.flow", "training.objective"]
 
 
 def load_fce_runs(source=None, where: Mapping[str, Any] | None = None, status: str | None = "COMPLETED") -> pd.DataFrame:
@@ -52,17 +50,12 @@ def load_fce_runs(source=None, where: Mapping[str, Any] | None = None, status: s
 def label(config: Mapping[str, Any]) -> str:
     """``maf FCE`` / ``glow MLE``: the flow and how it was trained."""
     kind = "MLE" if config["training"]["objective"] == "flow_mle" else "FCE"
-    return f"{config['model']['flow']} {kind}"
+    return f"{config['model']['options']['flow']} {kind}"
 
 
 def load_energy_flow(run: Run, map_location: Any = "cpu"):
     """The run's EBM and flow (``EnergyFlow``; ``ebm`` is None for flow-MLE runs), in eval mode."""
-    with_ebm = OBJECTIVES.get(run.config["training"]["objective"]).uses_ebm
-
-    def builder(input_shape, **model_config):
-        return build_energy_flow(**model_config, with_ebm=with_ebm)
-
-    return load_model(run, builder, map_location)
+    return load_model(run, map_location)
 
 
 def data_sample(run: Run, n: int = 200_000) -> torch.Tensor:
@@ -141,7 +134,7 @@ def results_table(runs: pd.DataFrame) -> pd.DataFrame:
         final = run.final_metrics()
         ebm_updates = run.metric("batch.ebm_update") if "batch.ebm_update" in run.metric_names() else None
         rows.append({
-            "run_id": run.run_id, "dataset": run.config["dataset"]["name"], "flow": run.config["model"]["flow"],
+            "run_id": run.run_id, "dataset": run.config["dataset"]["name"], "flow": run.config["model"]["options"]["flow"],
             "objective": run.config["training"]["objective"], "seed": run.config["seed"],
             "iterations": run.info.get("iterations"),
             **{k.split(".", 1)[1]: final.get(k, np.nan) for k in (

@@ -10,8 +10,8 @@ imports Sacred):
   (``{run_id, name, steps, values, timestamps}``).
 
 ``load_runs`` returns one row per run; its ``run`` column holds a :class:`Run` that reads metrics and
-artifacts the same way for both backends. ``load_model`` rebuilds a run's model from its config, the
-input shape it recorded in ``info["input_shape"]`` and its ``model.pt`` artifact.
+artifacts the same way for both backends. ``load_model`` rebuilds any run's model from its config, the
+model inputs it recorded in ``info["model_inputs"]`` and its ``model.pt`` artifact; ``load_data`` its data.
 
 Sacred stores values through jsonpickle: tuples as ``{"py/tuple": [...]}``, numpy scalars and
 arrays as ``{"py/object": "numpy...", ...}``. These are decoded here (tuples, numpy scalars to
@@ -28,12 +28,12 @@ import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping
+from typing import Any, Iterable, Mapping
 
 import numpy as np
 import pandas as pd
 
-__all__ = ["Run", "load_runs", "load_model", "flatten_config", "STANDARD_COLUMNS"]
+__all__ = ["Run", "load_runs", "load_model", "load_data", "flatten_config", "STANDARD_COLUMNS"]
 
 STANDARD_COLUMNS = ["run_id", "experiment", "status", "start_time", "stop_time"]
 
@@ -531,31 +531,37 @@ def load_runs(
     return table
 
 
-def load_model(run: Run, builder: Callable[..., Any] | None = None, map_location: Any = "cpu"):
-    """Rebuild ``run``'s model and load its ``model.pt`` state dict; returned in eval mode.
+def load_model(run: Run, map_location: Any = "cpu"):
+    """Rebuild ``run``'s model from its recorded config and load its ``model.pt``; in eval mode.
 
-    The model is built as ``builder(**run.config["model"], input_shape=run.info["input_shape"])``:
-    the input shape recorded at run time wins over any ``input_shape`` in the model config (a named
-    config's default need not be the shape the run really saw). ``builder`` defaults to
-    ``genlab.models.build_model``. With a device as ``map_location`` (``"cuda"``, ``torch.device``)
-    the model is also moved there.
+    Any run of any experiment: the model is ``genlab.models.build_model(config["model"]["kind"],
+    config["model"]["options"], info["model_inputs"])``, the same call the experiment made, so no
+    per-paper code is involved. With a device as ``map_location`` (``"cuda"``, ``torch.device``) the
+    model is also moved there.
     """
     import torch
 
-    if builder is None:
-        from genlab.models import build_model as builder
+    from genlab.models import build_model
 
-    if "model" not in run.config:
-        raise KeyError(f"run {run.run_id} has no 'model' config to rebuild from")
-    if "input_shape" not in run.info:
+    cfg = run.config.get("model")
+    if not isinstance(cfg, Mapping) or "kind" not in cfg:
         raise KeyError(
-            f"run {run.run_id} recorded no info['input_shape']; the experiment must record the real input shape"
+            f"run {run.run_id} has no model.kind in its config (recorded before model kinds existed, or not a "
+            "genlab training run); it cannot be rebuilt generically"
         )
-    kwargs = dict(run.config["model"])
-    kwargs.pop("input_shape", None)
-    model = builder(**kwargs, input_shape=tuple(run.info["input_shape"]))
+    if "model_inputs" not in run.info:
+        raise KeyError(f"run {run.run_id} recorded no info['model_inputs'] (what its data told the model builder)")
+    model = build_model(cfg["kind"], cfg["options"], run.info["model_inputs"])
     state = torch.load(io.BytesIO(run.artifact_bytes("model.pt")), map_location=map_location, weights_only=True)
     model.load_state_dict(state)
     if isinstance(map_location, (str, torch.device)):
         model.to(map_location)
     return model.eval()
+
+
+def load_data(run: Run, device: Any = "cpu"):
+    """The data parts ``run`` trained and was evaluated on, rebuilt from its recorded dataset config
+    (``genlab.data.load_dataset``, the call the experiment made)."""
+    from genlab.data import load_dataset
+
+    return load_dataset(run.config["dataset"], device, run.config.get("seed", 0))

@@ -1,32 +1,41 @@
-"""Datasets with known generative factors, their generalisation splits, and device-resident batches.
+"""Datasets of every kind, their generalisation splits, and device-resident batches.
 
-``load_split_data`` is what experiments call: it loads a registered dataset, moves it to the
-training device once, and cuts it into train / validation / test views by a registered split.
+``load_dataset(config, device, seed)`` is what experiments and analyses call with a recorded
+``dataset`` config: it builds the registered dataset (``DATASETS``) on the training device and
+returns its parts (``DataParts``: train / val / test batch sources, what to record, what models may
+read). Datasets with generative factors are cut by a registered split (``load_split_data``); the
+others come in parts from their builder.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any, Mapping
 
 import torch
 
 from genlab.data import splits
 from genlab.data.base import FactorGrid, FactorImages
-from genlab.data.registry import DATASETS, DatasetSpec
+from genlab.data.registry import DATASETS, KINDS, DatasetKind, DatasetSpec, names_of_kinds
+from genlab.data.sources import BatchSource, DataParts, sample, subset
+from genlab.registry import check_options as _check_options, runtime_arguments
 
-__all__ = ["DATASETS", "DatasetSpec", "FactorGrid", "FactorImages", "SplitData", "check_options", "check_split", "load_split_data"]
+__all__ = [
+    "DATASETS", "KINDS", "BatchSource", "DataParts", "DatasetKind", "DatasetSpec", "FactorGrid", "FactorImages",
+    "SplitData", "check_dataset", "check_options", "check_split", "load_dataset", "load_split_data", "names_of_kinds",
+    "sample", "subset",
+]  # fmt: skip
+
+# keys of a ``dataset`` config that are not options of the dataset's builder
+CONFIG_KEYS = ("name", "options", "tiny", "condition", "variant", "val_fraction", "split_seed", "transforms", "eval_transforms")
 
 
 @dataclass
-class SplitData:
-    """A dataset cut by a generalisation split; the three parts share one image storage."""
+class SplitData(DataParts):
+    """A factor dataset cut by a generalisation split; the three parts share one image storage."""
 
-    name: str
-    condition: str | None
-    variant: str | None
-    train: FactorImages
-    val: FactorImages
-    test: FactorImages
+    condition: str | None = None
+    variant: str | None = None
 
     @property
     def image_shape(self) -> tuple[int, int, int]:
@@ -42,21 +51,51 @@ class SplitData:
 
 def check_split(name: str, condition: str | None, variant: str | None) -> str | None:
     """Validate names before any data is touched; returns the variant (the default if None)."""
-    DATASETS.get(name)
+    spec = DATASETS.get(name)
     if condition is None:
         if variant is not None:
             raise ValueError(f"dataset.variant={variant!r} needs a dataset.condition; conditions: {splits.conditions(name)}")
         return None
+    if not spec.has_factors:
+        raise ValueError(
+            f"dataset {name!r} ({spec.kind}) has no generative factors, so dataset.condition={condition!r} cannot "
+            f"split it; generalisation splits exist for: {', '.join(splits.datasets())}"
+        )
     splits.get_split(name, condition, variant)
     return variant if variant is not None else splits.default_variant(name, condition)
 
 
-def check_options(name: str, options: dict) -> None:
-    """Refuse loader options the dataset does not have, listing the ones it has."""
-    known = DATASETS.get(name).options()
-    unknown = sorted(set(options) - set(known))
-    if unknown:
-        raise ValueError(f"dataset {name!r} has no option(s) {', '.join(unknown)}; its options: {', '.join(sorted(known)) or '(none)'}")
+def check_options(name: str, options: Mapping[str, Any]) -> None:
+    """Refuse builder options the dataset does not have (its kind's loader keys included), listing the ones it has."""
+    _check_options(f"dataset {name!r}", DATASETS.get(name).build, options)
+
+
+def loader_options(config: Mapping[str, Any]) -> dict[str, Any]:
+    """The keyword options of the dataset's builder in a ``dataset`` config: every key that is not
+    one of :data:`CONFIG_KEYS` (the kind's loader keys: ``source``, ``n_train`` ...), then ``options``."""
+    options = {k: v for k, v in config.items() if k not in CONFIG_KEYS and not k.startswith("__")}  # not __doc__
+    options.update(config.get("options") or {})
+    return options
+
+
+def check_dataset(config: Mapping[str, Any], kinds=None) -> str | None:
+    """Everything about a ``dataset`` config that can be checked without loading it: the name (and,
+    with ``kinds``, that it is of a kind the experiment takes), the builder's options, the split.
+    Returns the split's variant (its default when None). Raises with the valid names or options."""
+    name = config["name"]
+    spec = DATASETS.get(name)
+    if kinds is not None and spec.kind not in kinds:
+        raise ValueError(
+            f"dataset {name!r} is {spec.kind} data; this experiment takes {' or '.join(kinds)} datasets: "
+            f"{', '.join(names_of_kinds(kinds))}"
+        )
+    check_options(name, loader_options(config))
+    return check_split(name, config.get("condition"), config.get("variant"))
+
+
+def _apply_tiny(spec: DatasetSpec, options: dict[str, Any]) -> dict[str, Any]:
+    """The dataset's smoke-size options fill those left at None (an explicit ``strides`` wins)."""
+    return {**options, **{k: v for k, v in spec.tiny.items() if options.get(k) is None}}
 
 
 def load_split_data(
@@ -69,15 +108,57 @@ def load_split_data(
     tiny: bool = False,
     **load_options,
 ) -> SplitData:
-    """Load dataset ``name`` (``load_options`` go to its loader: ``source``, ``path``, ``strides``,
-    ``resident`` and its own options) and split it. Validation images are a seeded random part of the
-    training combinations. ``tiny``: the dataset's small sub-grid for smoke runs (unless ``strides``)."""
+    """Load factor dataset ``name`` (``load_options`` go to its builder: ``source``, ``path``,
+    ``strides``, ``resident`` and its own options) and split it. Validation images are a seeded random
+    part of the training combinations. ``tiny``: the dataset's small sub-grid for smoke runs (unless
+    ``strides``)."""
     variant = check_split(name, condition, variant)
     spec = DATASETS.get(name)
-    if tiny and load_options.get("strides") is None:
-        load_options["strides"] = spec.tiny_strides
-    data = spec.load(**load_options).to(device)
+    if not spec.has_factors:
+        raise ValueError(f"dataset {name!r} is {spec.kind} data, not factor images")
+    if tiny:
+        load_options = _apply_tiny(spec, load_options)
+    data = spec.build(**load_options).to(device)
     train, val, test = splits.split_indices(
         data.values.cpu().numpy(), data.classes.cpu().numpy(), name, condition, variant, val_fraction, split_seed
     )
-    return SplitData(name, condition, variant, data.subset(train), data.subset(val), data.subset(test))
+    parts = {"train": data.subset(train), "val": data.subset(val), "test": data.subset(test)}
+    return SplitData(
+        name=name,
+        **parts,
+        info={
+            "input_shape": list(data.image_shape),
+            "factor_names": list(data.factor_names),
+            "split_sizes": {k: len(v) for k, v in parts.items()},
+        },
+        model_inputs={**spec.model_inputs(), "input_shape": list(data.image_shape)},
+        condition=condition,
+        variant=variant,
+    )
+
+
+def load_dataset(config: Mapping[str, Any], device: torch.device | str = "cpu", seed: int = 0) -> DataParts:
+    """The parts of the dataset a recorded ``dataset`` config describes, on ``device``.
+
+    ``seed`` is the run's seed, which builders that draw their data take as their default data seed.
+    The same call on a run's recorded config rebuilds the data the run saw.
+    """
+    name = config["name"]
+    spec = DATASETS.get(name)
+    options = loader_options(config)
+    if spec.has_factors:
+        return load_split_data(
+            name, config.get("condition"), config.get("variant"), config.get("val_fraction", 0.0),
+            config.get("split_seed", 0), device=device, tiny=bool(config.get("tiny", False)), **options,
+        )  # fmt: skip
+    check_split(name, config.get("condition"), config.get("variant"))
+    if config.get("tiny"):
+        options = _apply_tiny(spec, options)
+    runtime = {"device": torch.device(device), "seed": int(seed)}
+    return spec.build(**options, **{k: runtime[k] for k in runtime_arguments(spec.build) if k in runtime})
+
+
+def example_shape(name: str) -> tuple[int, ...]:
+    """The shape of one example of dataset ``name`` (what ``model.show`` builds a model for)."""
+    return tuple(DATASETS.get(name).shape)
+

@@ -306,12 +306,3 @@ def from_numpy(
         factor_names=tuple(factor_names),
         bits=bits,
     )
-
-
-def sample(data: FactorImages, n: int | None, seed: int = 0) -> FactorImages:
-    """A seeded random subset of ``n`` rows (all rows when ``n`` is None or at least ``len(data)``)."""
-    if n is None or n >= len(data):
-        return data
-    g = torch.Generator().manual_seed(seed)
-    index = torch.randperm(len(data), generator=g)[:n].sort().values
-    return data.subset(index.to(data.device))

@@ -1,8 +1,16 @@
-"""Iterables of batches for Ignite engines, drawn from data that already lives on the device.
+"""Iterables of batches for Ignite engines, drawn from any batch source that already lives on the device.
 
 ``ShuffledBatches`` makes the order of batches a pure function of (seed, epoch, position in the
 epoch). Bound to a trainer, it starts wherever the trainer's iteration counter stands, so a run
-resumed from a checkpoint sees exactly the batches an uninterrupted run would have seen.
+resumed from a checkpoint sees exactly the batches an uninterrupted run would have seen. Per-batch
+transforms (``genlab.data.transforms``: dequantisation, dynamic binarisation, pixel flips ...) are
+applied on the device as each batch is drawn, with a generator seeded from (seed, iteration), so
+they too are the same after a resume.
+
+Data-parallel training (``world_size`` > 1 processes): every process draws the same global batch
+order and keeps its own contiguous slice of each global batch (rank r of W takes rows
+[r B/W, (r+1) B/W) of a batch of B), so the processes together see exactly the single-process
+batches, and resume stays exact. Transforms are then seeded from (seed, iteration, rank).
 """
 
 from __future__ import annotations
@@ -11,16 +19,32 @@ from typing import Callable, Iterator
 
 import torch
 
-from genlab.data.base import FactorImages
+from genlab.data.sources import BatchSource
+from genlab.data.transforms import batch_generator
+
+Transform = Callable[[dict, torch.Generator], dict]
 
 
 class ShuffledBatches:
     """Training batches: a fresh permutation per epoch, last incomplete batch dropped."""
 
-    def __init__(self, data: FactorImages, batch_size: int, seed: int = 0):
+    def __init__(
+        self,
+        data: BatchSource,
+        batch_size: int,
+        seed: int = 0,
+        transform: Transform | None = None,
+        rank: int = 0,
+        world_size: int = 1,
+    ):
         if len(data) < batch_size:
-            raise ValueError(f"the training split has {len(data)} images, fewer than one batch of {batch_size}")
-        self.data, self.batch_size, self.seed = data, batch_size, seed
+            raise ValueError(f"the training split has {len(data)} examples, fewer than one batch of {batch_size}")
+        if world_size < 1 or not 0 <= rank < world_size:
+            raise ValueError(f"rank {rank} of {world_size} processes")
+        if batch_size % world_size:
+            raise ValueError(f"a batch of {batch_size} cannot be split evenly over {world_size} processes")
+        self.data, self.batch_size, self.seed, self.transform = data, batch_size, seed, transform
+        self.rank, self.world_size = rank, world_size
         self._position: Callable[[], int] = lambda: 0
 
     def __len__(self) -> int:
@@ -35,22 +59,37 @@ class ShuffledBatches:
         g = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
         return torch.randperm(len(self.data), generator=g).to(self.data.device)
 
+    def rows(self, perm: torch.Tensor, b: int) -> torch.Tensor:
+        """Rows of this process's part of batch ``b`` of the permutation ``perm``."""
+        local = self.batch_size // self.world_size
+        start = b * self.batch_size + self.rank * local
+        return perm[start : start + local]
+
     def __iter__(self) -> Iterator[dict[str, torch.Tensor]]:
-        epoch, start = divmod(self._position(), len(self))
+        n = len(self)
+        epoch, start = divmod(self._position(), n)
         perm = self.permutation(epoch)
-        for b in range(start, len(self)):
-            yield self.data.batch(perm[b * self.batch_size : (b + 1) * self.batch_size])
+        for b in range(start, n):
+            batch = self.data.batch(self.rows(perm, b))
+            if self.transform is not None:
+                stream = (epoch * n + b) * self.world_size + self.rank
+                batch = self.transform(batch, batch_generator(self.seed, stream, self.data.device))
+            yield batch
 
 
 class SequentialBatches:
-    """Evaluation batches in dataset order, the last one possibly smaller."""
+    """Evaluation batches in dataset order, the last one possibly smaller; ``transform`` (if any) is
+    seeded from (``seed``, batch number), so every evaluation pass sees the same transformed batches."""
 
-    def __init__(self, data: FactorImages, batch_size: int):
-        self.data, self.batch_size = data, batch_size
+    def __init__(self, data: BatchSource, batch_size: int, transform: Transform | None = None, seed: int = 0):
+        self.data, self.batch_size, self.transform, self.seed = data, batch_size, transform, seed
 
     def __len__(self) -> int:
         return -(-len(self.data) // self.batch_size)
 
     def __iter__(self) -> Iterator[dict[str, torch.Tensor]]:
-        for start in range(0, len(self.data), self.batch_size):
-            yield self.data.batch(slice(start, start + self.batch_size))
+        for i, start in enumerate(range(0, len(self.data), self.batch_size)):
+            batch = self.data.batch(slice(start, start + self.batch_size))
+            if self.transform is not None:
+                batch = self.transform(batch, batch_generator(self.seed, i, self.data.device))
+            yield batch

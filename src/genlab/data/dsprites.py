@@ -23,6 +23,7 @@ from numpy.lib import format as npformat
 
 from genlab import paths
 from genlab.data.base import FactorGrid, FactorImages, from_numpy
+from genlab.data.files import DataFile, check_strides, strided_classes
 from genlab.data.registry import DATASETS, DatasetSpec
 
 FILENAME = "dsprites_ndarray_co1sh3sc6or40x32y32_64x64.npz"
@@ -42,6 +43,14 @@ N_PIXELS = 64 * 64
 N_BYTES = N_PIXELS // 8  # packed bytes per image
 SOURCES = ("file", "generated")
 SOURCE_URL = "https://github.com/google-deepmind/dsprites-dataset"
+FILE = DataFile(
+    "dSprites",
+    FILENAME,
+    "dsprites",
+    origin=f"DeepMind's dSprites repository on GitHub (google-deepmind/dsprites-dataset, {SOURCE_URL})",
+    url=f"{SOURCE_URL}/raw/master/{FILENAME}",
+    alternative="use dataset.source=generated to render dSprites offline instead (cached after the first build)",
+)
 
 # --- geometry of datasets.md 2.1 (64-px canvas, pixel i covers [i, i+1), on iff its centre is inside)
 ANCHOR_OFFSET, ANCHOR_SPAN = 16.0, 32.0  # anchor centre = 16 + 32 * p
@@ -60,14 +69,7 @@ _HEART_TABLE = np.interp(np.arange(182.0), HEART_DEG, HEART_R).astype(np.float32
 
 
 def default_path() -> Path:
-    return paths.raw_dir("dsprites") / FILENAME
-
-
-def grid_classes(grid: FactorGrid = GRID) -> np.ndarray:
-    """(N, K) int64 class indices of every point of ``grid``, row-major (as ``FactorGrid.classes``,
-    without building a Python tuple per row)."""
-    idx = np.unravel_index(np.arange(len(grid), dtype=np.int64), grid.sizes)
-    return np.stack(idx, axis=1).astype(np.int64)
+    return FILE.default_path()
 
 
 # ------------------------------------------------------------------------------------------------
@@ -209,7 +211,7 @@ def metadata() -> dict:
 
 
 def _bad(path: Path, what: str) -> ValueError:
-    return ValueError(f"{path}: not a valid dSprites npz file ({FILENAME} format): {what}")
+    return FILE.bad(path, what, expected=f"{FILENAME} format")
 
 
 def _open_member_header(f, path: Path, key: str):
@@ -280,7 +282,7 @@ def read_npz(
 
         keep = np.ones(n, dtype=bool)
         if strides is not None:
-            keep = (classes % np.asarray(_check_strides(strides)) == 0).all(axis=1)
+            keep = (classes % np.asarray(check_strides(strides, GRID)) == 0).all(axis=1)
         rows = np.flatnonzero(keep)
         packed = np.empty((len(rows), N_BYTES), dtype=np.uint8)
         with zf.open("imgs.npy") as f:
@@ -363,23 +365,6 @@ def write_npz(
 # ------------------------------------------------------------------------------------------------
 
 
-def _check_strides(strides: Sequence[int]) -> tuple[int, ...]:
-    strides = tuple(int(s) for s in strides)
-    if len(strides) != len(GRID.sizes) or any(s < 1 for s in strides):
-        raise ValueError(f"strides must be {len(GRID.sizes)} positive ints ({', '.join(GRID.names)}), got {strides}")
-    return strides
-
-
-def missing_file_message(path: Path) -> str:
-    return (
-        f"dSprites file not found: {path}\n"
-        f"  {FILENAME} is published in DeepMind's dSprites repository on GitHub "
-        f"(google-deepmind/dsprites-dataset, {SOURCE_URL}); this machine has no internet, so copy it in by hand.\n"
-        f"  Put it at {default_path()} (the default path), or point to it with dataset.path=/path/to/{FILENAME}.\n"
-        f"  Or use dataset.source=generated to render dSprites offline instead (cached after the first build)."
-    )
-
-
 def _write_atomic(target: Path, packed: np.ndarray, classes: np.ndarray, values: np.ndarray):
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
@@ -409,17 +394,14 @@ def load(
     """
     if source not in SOURCES:
         raise ValueError(f"unknown dsprites source {source!r}; valid sources: {', '.join(SOURCES)}")
-    strides = None if strides is None else _check_strides(strides)
+    strides = None if strides is None else check_strides(strides, GRID)
     if source == "file":
-        file = Path(path) if path is not None else default_path()
-        if not file.is_file():
-            raise FileNotFoundError(missing_file_message(file))
-        packed, classes, values = read_npz(file, strides)
+        packed, classes, values = read_npz(FILE.require(path), strides)
     else:
         if path is not None:
             raise ValueError("dataset.path is only read with dataset.source=file; use cache_dir for generated data")
         if strides is not None and any(s > 1 for s in strides):
-            classes = grid_classes(GRID.subgrid(strides)) * np.asarray(strides)
+            classes = strided_classes(GRID, strides)
             values = GRID.values_of(classes)
             packed = render(classes)
         else:
@@ -427,7 +409,7 @@ def load(
             if cache.is_file():
                 packed, classes, values = read_npz(cache)
             else:
-                classes = grid_classes(GRID)
+                classes = GRID.classes()
                 values = GRID.values_of(classes)
                 packed = render(classes)
                 _write_atomic(cache, packed, classes, values)
@@ -437,12 +419,13 @@ def load(
 DSPRITES = DATASETS.register("dsprites")(
     DatasetSpec(
         "dsprites",
+        "factor_images",
         load,
-        GRID,
         IMAGE_SHAPE,
         description="dSprites (DeepMind, 737,280 binary images): source=file reads the published npz; "
         "source=generated renders the same grid offline (99.96 % pixel agreement with the official frames)",
-        tiny_strides=(1, 2, 4, 4, 4),  # 5,760 images
+        grid=GRID,
+        tiny={"strides": (1, 2, 4, 4, 4)},  # 5,760 images
     )
 )
 

@@ -42,6 +42,7 @@ from numpy.lib import format as npformat
 
 from genlab import paths
 from genlab.data.base import FactorGrid, FactorImages, LazyImages, choose_resident, from_numpy, standin_images
+from genlab.data.files import DataFile, check_strides, strided_classes
 from genlab.data.registry import DATASETS, DatasetSpec
 
 log = logging.getLogger(__name__)
@@ -88,24 +89,26 @@ def filename(version: str = "real") -> str:
     return f"mpi3d_{version}.npz"
 
 
-def default_path(version: str = "real") -> Path:
-    return paths.raw_dir("mpi3d") / filename(version)
-
-
-def missing_file_message(path: Path, version: str = "real") -> str:
+def data_file(version: str = "real") -> DataFile:
+    """The published file of ``dataset.options.version``."""
     name = filename(version)
-    return (
-        f"MPI3D file not found: {path}\n"
-        f"  {name} is published by the MPI-IS robot-learning group (rr-learning/disentanglement_dataset, "
-        f"{SOURCE_URL}; download links in its README); this machine has no internet, so copy it in by hand.\n"
-        f"  Put it at {default_path(version)} (the default path for dataset.version={version}), or point to it "
-        f"with dataset.path=/path/to/{name}.\n"
-        f"  Or use dataset.source=standin for a synthetic stand-in (not the real images) for smoke runs."
+    return DataFile(
+        "MPI3D",
+        name,
+        "mpi3d",
+        origin=f"the MPI-IS robot-learning group (rr-learning/disentanglement_dataset, {SOURCE_URL}; "
+        f"the file of dataset.options.version={version})",
+        url=f"https://storage.googleapis.com/disentanglement_dataset/Final_Dataset/{name}",
+        alternative="use dataset.source=standin for a synthetic stand-in (not the real images) for smoke runs",
     )
 
 
+def default_path(version: str = "real") -> Path:
+    return data_file(version).default_path()
+
+
 def _bad(path: Path, what: str) -> ValueError:
-    return ValueError(f"{path}: not a valid MPI3D npz file (single key 'images', uint8 (N, 64, 64, 3)): {what}")
+    return data_file().bad(path, what, expected="an npz with the single key 'images', uint8 (N, 64, 64, 3)")
 
 
 # ------------------------------------------------------------------------------------------------
@@ -298,13 +301,6 @@ def _render_chunk(classes: np.ndarray, sizes: tuple[int, ...], out: np.ndarray):
 # ------------------------------------------------------------------------------------------------
 
 
-def _check_strides(strides: Sequence[int], grid: FactorGrid) -> tuple[int, ...]:
-    strides = tuple(int(s) for s in strides)
-    if len(strides) != len(grid.sizes) or any(s < 1 for s in strides):
-        raise ValueError(f"strides must be {len(grid.sizes)} positive ints ({', '.join(grid.names)}), got {strides}")
-    return strides
-
-
 def load(
     path: str | Path | None = None,
     source: str = "file",
@@ -331,8 +327,8 @@ def load(
         raise ValueError(f"unknown mpi3d source {source!r}; valid sources: {', '.join(SOURCES)}{hint}")
     name = filename(version)  # checks the version
     grid = make_grid(factor_sizes)
-    strides = None if strides is None else _check_strides(strides, grid)
-    classes = grid.classes() if strides is None else grid.subgrid(strides).classes() * np.asarray(strides)
+    strides = None if strides is None else check_strides(strides, grid)
+    classes = strided_classes(grid, strides)
     values = grid.values_of(classes)
     if source == "standin":
         if path is not None:
@@ -342,9 +338,7 @@ def load(
         images = standin_images("mpi3d", classes, lambda c: render_standin(c, sizes), IMAGE_SHAPE, resident)
         return from_numpy(images, classes, values, IMAGE_SHAPE, grid.names, bits=False)
 
-    file = Path(path) if path is not None else default_path(version)
-    if not file.is_file():
-        raise FileNotFoundError(missing_file_message(file, version))
+    file = data_file(version).require(path)
     mm = open_images(file, cache_dir)
     if len(mm) != len(grid):
         hint = ""
@@ -366,11 +360,12 @@ def load(
 MPI3D = DATASETS.register("mpi3d")(
     DatasetSpec(
         "mpi3d",
+        "factor_images",
         load,
-        GRID,
         IMAGE_SHAPE,
-        description="MPI3D (toy/realistic/real, 1,036,800 RGB images, dataset.version): source=file memory-maps "
+        description="MPI3D (toy/realistic/real, 1,036,800 RGB images, dataset.options.version): source=file memory-maps "
         "mpi3d_<version>.npz; source=standin renders a synthetic stand-in (not the real images) for smoke runs",
-        tiny_strides=(1, 2, 1, 1, 1, 6, 6),  # 15,876 images; every colour, shape 2, hx/vx up to 36
+        grid=GRID,
+        tiny={"strides": (1, 2, 1, 1, 1, 6, 6)},  # 15,876 images; every colour, shape 2, hx/vx up to 36
     )
 )

@@ -32,8 +32,8 @@ from typing import Sequence
 
 import numpy as np
 
-from genlab import paths
 from genlab.data.base import FactorGrid, FactorImages, LazyImages, choose_resident, from_numpy, standin_images
+from genlab.data.files import DataFile, check_strides, strided_classes
 from genlab.data.registry import DATASETS, DatasetSpec
 
 log = logging.getLogger(__name__)
@@ -55,42 +55,23 @@ IMAGE_SHAPE = (3, 64, 64)
 FILE_IMAGE_SHAPE = (64, 64, 3)  # as stored: height, width, channel
 SOURCES = ("file", "standin")
 SOURCE_URL = "https://github.com/google-deepmind/3d-shapes"
-BUCKET = "gs://3d-shapes/3dshapes.h5 (GCS bucket 3d-shapes, https://storage.googleapis.com/3d-shapes/3dshapes.h5)"
+FILE = DataFile(
+    "3DShapes",
+    FILENAME,
+    "shapes3d",
+    origin=f"DeepMind (google-deepmind/3d-shapes, {SOURCE_URL}) in the GCS bucket 3d-shapes (gs://3d-shapes/{FILENAME})",
+    url=f"https://storage.googleapis.com/3d-shapes/{FILENAME}",
+    alternative="use dataset.source=standin for a synthetic stand-in (not the real images) for smoke runs",
+)
 LABEL_TOLERANCE = 1e-3  # a label must lie this close to a grid value (grid spacings are >= 0.07)
 
 
 def default_path() -> Path:
-    return paths.raw_dir("shapes3d") / FILENAME
-
-
-def missing_file_message(path: Path) -> str:
-    return (
-        f"3DShapes file not found: {path}\n"
-        f"  {FILENAME} is published by DeepMind (google-deepmind/3d-shapes, {SOURCE_URL}) in the\n"
-        f"  {BUCKET}; this machine has no internet, so copy it in by hand.\n"
-        f"  Put it at {default_path()} (the default path), or point to it with dataset.path=/path/to/{FILENAME}.\n"
-        f"  Or use dataset.source=standin for a synthetic stand-in (not the real images) for smoke runs."
-    )
+    return FILE.default_path()
 
 
 def _bad(path: Path, what: str) -> ValueError:
-    return ValueError(f"{path}: not a valid 3DShapes file ({FILENAME} format: 'images' uint8 (N, 64, 64, 3), "
-                      f"'labels' float (N, 6)): {what}")  # fmt: skip
-
-
-def check_strides(strides: Sequence[int], grid: FactorGrid = GRID) -> tuple[int, ...]:
-    strides = tuple(int(s) for s in strides)
-    if len(strides) != len(grid.sizes) or any(s < 1 for s in strides):
-        raise ValueError(f"strides must be {len(grid.sizes)} positive ints ({', '.join(grid.names)}), got {strides}")
-    return strides
-
-
-def strided_classes(strides: Sequence[int] | None, grid: FactorGrid = GRID) -> np.ndarray:
-    """Full-grid class indices of the sub-grid ``grid.subgrid(strides)`` (all of ``grid`` if None)."""
-    if strides is None:
-        return grid.classes()
-    strides = check_strides(strides, grid)
-    return grid.subgrid(strides).classes() * np.asarray(strides)
+    return FILE.bad(path, what, expected=f"{FILENAME} format: 'images' uint8 (N, 64, 64, 3), 'labels' float (N, 6)")
 
 
 def classes_from_labels(labels: np.ndarray, path: Path | str = "labels") -> np.ndarray:
@@ -295,17 +276,15 @@ def load(
             hint = " (3DShapes cannot be re-rendered; source=standin is a synthetic stand-in)"
         raise ValueError(f"unknown shapes3d source {source!r}; valid sources: {', '.join(SOURCES)}{hint}")
     if strides is not None:
-        strides = check_strides(strides)
+        strides = check_strides(strides, GRID)
     if source == "standin":
         if path is not None:
             raise ValueError("dataset.path is only read with dataset.source=file")
-        classes = strided_classes(strides)
+        classes = strided_classes(GRID, strides)
         images = standin_images("shapes3d", classes, render_standin, IMAGE_SHAPE, resident)
         return from_numpy(images, classes, GRID.values_of(classes), IMAGE_SHAPE, GRID.names, bits=False)
 
-    file = Path(path) if path is not None else default_path()
-    if not file.is_file():
-        raise FileNotFoundError(missing_file_message(file))
+    file = FILE.require(path)
     h5file, images_ds, labels = open_h5(file)
     try:
         classes = classes_from_labels(labels, file)
@@ -330,11 +309,12 @@ def load(
 SHAPES3D = DATASETS.register("shapes3d")(
     DatasetSpec(
         "shapes3d",
+        "factor_images",
         load,
-        GRID,
         IMAGE_SHAPE,
         description="3DShapes (DeepMind, 480,000 RGB images): source=file reads 3dshapes.h5; "
         "source=standin renders a synthetic stand-in (not the real images) for smoke runs",
-        tiny_strides=(4, 4, 4, 5, 1, 6),  # 648 images; hues 0/0.4/0.8, scales 0.75/1.11, orientations -30/-4/21
+        grid=GRID,
+        tiny={"strides": (4, 4, 4, 5, 1, 6)},  # 648 images; hues 0/0.4/0.8, scales 0.75/1.11, orientations -30/-4/21
     )
 )

@@ -7,9 +7,10 @@ of (name, n, seed, device type). The original drew from the global torch RNG (nu
 unseeded), so its exact points cannot be reproduced anyway; the same seed gives different points
 on CPU and on CUDA, because the two generators are different algorithms.
 
-Registered in ``TOY2D`` under the original's ``--dataset`` names. ``load_toy2d`` is what an
-experiment calls: a training set (N = 500,000 in the original, drawn once, fce.md 7) and a fixed
-held-out evaluation sample drawn with a derived seed, both resident on the device as ``Points``.
+Each is registered in ``genlab.data.DATASETS`` under the original's ``--dataset`` name, as a dataset
+of kind ``points``. ``load_toy2d`` is what its builder calls: a training set (N = 500,000 in the
+original, drawn once, fce.md 7) and a fixed held-out evaluation sample drawn with a derived seed,
+both resident on the device as ``Points``.
 
 Only 8gaussians has a closed-form density (``LOG_DENSITIES``); the original scored every dataset
 against it (fce.md 6, point 10), which is meaningless for the others.
@@ -26,12 +27,44 @@ from typing import Callable
 import torch
 from torch import Tensor
 
-from genlab.registry import Registry
+from genlab.data.registry import DATASETS, DatasetSpec
+from genlab.data.sources import DataParts
 
 Device = torch.device | str
 Generator2D = Callable[[int, torch.Generator, Device], Tensor]
 
-TOY2D: Registry[Generator2D] = Registry("2D dataset")
+_GENERATORS: dict[str, Generator2D] = {}  # the recipes; DATASETS holds the datasets built from them
+
+
+def _toy(name: str) -> Callable[[Generator2D], Generator2D]:
+    """Register a 2D recipe ``(n, generator, device) -> (n, 2)`` as the ``points`` dataset ``name``."""
+
+    def decorator(generate: Generator2D) -> Generator2D:
+        _GENERATORS[name] = generate
+
+        def build(n_train: int = 500_000, n_eval: int = 50_000, data_seed: int | None = None, *,
+                  seed: int = 0, device: Device = "cpu") -> "Toy2D":  # fmt: skip
+            """``n_train`` training points and ``n_eval`` held-out ones, drawn from ``data_seed``
+            (None: the run's ``seed``, the original's choice)."""
+            return load_toy2d(name, n_train, n_eval, seed if data_seed is None else data_seed, device)
+
+        first_line = (generate.__doc__ or "").strip().split("\n")[0]
+        DATASETS.register(name)(DatasetSpec(name, "points", build, (2,), description=f"2D toy {name!r}: {first_line}"))
+        return generate
+
+    return decorator
+
+
+def recipe(name: str) -> Generator2D:
+    """The generator function of 2D toy ``name``; unknown names list the registered datasets."""
+    if name not in _GENERATORS:
+        DATASETS.get(name)  # unknown: fails listing the valid names
+        raise ValueError(f"dataset {name!r} is not a 2D toy; toys: {', '.join(sorted(_GENERATORS))}")
+    return _GENERATORS[name]
+
+
+def toy_names() -> list[str]:
+    return sorted(_GENERATORS)
 
 _S = 1.0 / math.sqrt(2.0)
 # The original's order of the 8 unit directions; the index drawn per point picks one.
@@ -56,7 +89,7 @@ def _uniform_23bit(shape: tuple[int, ...], generator: torch.Generator, device: D
     return k.to(torch.float32) * 2.0**-23
 
 
-@TOY2D.register("8gaussians")
+@_toy("8gaussians")
 def eight_gaussians(n: int, generator: torch.Generator, device: Device) -> Tensor:
     """x = s (0.5 eps + 4 c_k), s = 1/sqrt(2) exactly (FFJORD divides by 1.414), k uniform on the 8
     directions: means 2 sqrt(2) c_k on a circle of radius 2 sqrt(2), covariance I/8."""
@@ -74,14 +107,14 @@ def _spiral_arm(n: int, generator: torch.Generator, device: Device) -> Tensor:
     return torch.stack((-t * t.cos(), t * t.sin()), dim=1) + 0.5 * u[:, 1:]
 
 
-@TOY2D.register("spiral")
+@_toy("spiral")
 def spiral(n: int, generator: torch.Generator, device: Device) -> Tensor:
     """A single arm: arm / 3 + 0.1 eps (the repo's extra dataset; its debug prints are dropped)."""
     arm = _spiral_arm(n, generator, device)
     return arm / 3.0 + 0.1 * torch.randn(n, 2, generator=generator, device=device)
 
 
-@TOY2D.register("2spirals")
+@_toy("2spirals")
 def two_spirals(n: int, generator: torch.Generator, device: Device) -> Tensor:
     """[arm; -arm] / 3 + 0.1 eps: the second arm is the point reflection of the *same* jittered
     points, and the noise is drawn afterwards, independently per point.
@@ -95,7 +128,7 @@ def two_spirals(n: int, generator: torch.Generator, device: Device) -> Tensor:
     return x + 0.1 * torch.randn(n, 2, generator=generator, device=device)
 
 
-@TOY2D.register("checkerboard")
+@_toy("checkerboard")
 def checkerboard(n: int, generator: torch.Generator, device: Device) -> Tensor:
     """x1 ~ U[-2, 2); x2 = U - 2B + (floor(x1) mod 2), B ~ Bernoulli(1/2); output 2 (x1, x2).
 
@@ -110,7 +143,7 @@ def checkerboard(n: int, generator: torch.Generator, device: Device) -> Tensor:
     return 2.0 * torch.stack((x1, x2), dim=1)
 
 
-@TOY2D.register("rings")
+@_toy("rings")
 def rings(n: int, generator: torch.Generator, device: Device) -> Tensor:
     """4 circles of radius (1, 0.75, 0.5, 0.25) * 3 on deterministic angle grids, resampled with
     replacement, plus N(0, 0.08^2) noise per coordinate.
@@ -132,7 +165,7 @@ def rings(n: int, generator: torch.Generator, device: Device) -> Tensor:
     return x + 0.08 * torch.randn(n, 2, generator=generator, device=device)
 
 
-@TOY2D.register("pinwheel")
+@_toy("pinwheel")
 def pinwheel(n: int, generator: torch.Generator, device: Device) -> Tensor:
     """5 arms: f_r ~ N(1, 0.3^2), f_t ~ N(0, 0.1^2), phi = 2 pi k / 5 + 0.25 exp(f_r), and the point
     2 (f_r cos phi + f_t sin phi, -f_r sin phi + f_t cos phi), i.e. (f_r, f_t) rotated by -phi;
@@ -166,7 +199,7 @@ def _count(value: int, what: str) -> int:
 def sample_toy2d(name: str, n: int, seed: int, device: Device = "cpu") -> Tensor:
     """(n, 2) float32 points of dataset ``name`` on ``device``, drawn from a generator seeded with
     ``seed`` (the same seed on the same device type gives the same points)."""
-    generate = TOY2D.get(name)
+    generate = recipe(name)
     n = _count(n, "n")
     return generate(n, make_generator(seed, device), device)
 
@@ -220,20 +253,26 @@ class Points:
         moved = None if self.log_density is None else self.log_density.to(device)
         return Points(self.x.to(device), self.name, moved)
 
+    def subset(self, index: Tensor) -> "Points":
+        index = torch.as_tensor(index, device=self.device)
+        return Points(self.x[index], self.name, None if self.log_density is None else self.log_density[index])
+
     def __repr__(self) -> str:
         return f"Points({self.name!r}, n={len(self)}, device={self.device})"
 
 
 @dataclass
-class Toy2D:
-    """A toy dataset's training set, its held-out evaluation sample and, where it has one, its true
-    log density (``None`` otherwise: ask ``log_density is not None`` before scoring against it)."""
+class Toy2D(DataParts):
+    """A toy dataset's training set, its held-out evaluation sample (``val``, also ``eval``) and, where
+    it has one, its true log density (``None`` otherwise: ask ``log_density is not None`` before
+    scoring against it)."""
 
-    train: Points
-    eval: Points
-    name: str
-    log_density: Callable[[Tensor], Tensor] | None
-    seed: int  # of the training set; the evaluation sample's is eval_seed(seed)
+    log_density: Callable[[Tensor], Tensor] | None = None
+    seed: int = 0  # of the training set; the evaluation sample's is eval_seed(seed)
+
+    @property
+    def eval(self) -> Points:
+        return self.val
 
 
 def eval_seed(seed: int) -> int:
@@ -248,7 +287,7 @@ def load_toy2d(name: str, n_train: int, n_eval: int, seed: int, device: Device =
     The data generator is separate from the global RNG, so seeding the models with
     ``torch.manual_seed`` does not change the data (unlike the original, fce.md 3.4).
     """
-    generate = TOY2D.get(name)
+    generate = recipe(name)
     n_train = _count(n_train, "n_train")
     n_eval = _count(n_eval, "n_eval")
     device = torch.device(device)
@@ -256,9 +295,11 @@ def load_toy2d(name: str, n_train: int, n_eval: int, seed: int, device: Device =
     held_out = generate(n_eval, make_generator(eval_seed(seed), device), device)
     log_density = LOG_DENSITIES.get(name)
     return Toy2D(
-        train=Points(train, f"{name}/train"),
-        eval=Points(held_out, f"{name}/eval", None if log_density is None else log_density(held_out)),
         name=name,
+        train=Points(train, f"{name}/train"),
+        val=Points(held_out, f"{name}/eval", None if log_density is None else log_density(held_out)),
+        info={"input_shape": [2], "n_train": n_train, "n_eval": n_eval, "data_seed": seed},
+        model_inputs={"input_shape": [2]},
         log_density=log_density,
         seed=seed,
     )
@@ -266,12 +307,13 @@ def load_toy2d(name: str, n_train: int, n_eval: int, seed: int, device: Device =
 
 __all__ = [
     "LOG_DENSITIES",
-    "TOY2D",
     "Points",
     "Toy2D",
     "eight_gaussians_log_density",
     "eval_seed",
     "load_toy2d",
     "make_generator",
+    "recipe",
     "sample_toy2d",
+    "toy_names",
 ]

@@ -7,7 +7,8 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
-from genlab.data.base import FactorImages, sample
+from genlab.data.base import FactorImages
+from genlab.data.sources import sample
 
 Encode = Callable[[torch.Tensor], torch.Tensor]
 

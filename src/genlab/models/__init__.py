@@ -1,48 +1,19 @@
-"""Models. ``build_model`` rebuilds a Gaussian VAE from a recorded config and the data's input shape."""
+"""Models, by kind: ``build_model(kind, options, inputs)`` builds any registered kind (``MODELS``).
+
+Each kind is a builder registered with ``genlab.models.registry.register_model`` in its own module
+(``gaussian_vae``, ``gt_decoder``, ``composer``, ``energy_flow`` ...); see that module for how
+options and data inputs are told apart. ``load_weights`` starts a model from another run's weights.
+"""
 
 from __future__ import annotations
 
-import copy
-from typing import Sequence
+from pathlib import Path
+from typing import Any, Mapping
 
+import torch
 from torch import nn
 
-from genlab.models.architectures import ARCHITECTURES
-from genlab.models.discriminator import Discriminator
-from genlab.models.gaussian_vae import GaussianVAE
-from genlab.models.layers import LAYERS, LayerSpecError
-
-
-def build_model(
-    architecture: str | None = "kim",
-    latent_size: int = 10,
-    input_shape: Sequence[int] = (1, 64, 64),
-    encoder_layers: Sequence | None = None,
-    decoder_layers: Sequence | None = None,
-    *,
-    channels_last: bool = True,
-) -> GaussianVAE:
-    """A :class:`GaussianVAE` from a named architecture (``ARCHITECTURES``) and/or explicit layer specs.
-
-    ``encoder_layers`` / ``decoder_layers``, when given, replace the named architecture's; a decoder
-    that is ``None`` after that is the transpose of the encoder in use. ``architecture`` may be
-    ``None`` only when ``encoder_layers`` is given. The arguments are copied, never modified, and
-    nothing global is read, so the same call on a run's recorded config rebuilds its model.
-    ``channels_last`` only picks the weights' memory order (see :class:`GaussianVAE`).
-    """
-    input_shape = tuple(int(d) for d in input_shape)
-    latent_size = int(latent_size)
-    if architecture is None:
-        if encoder_layers is None:
-            raise ValueError(
-                f"give an architecture ({', '.join(ARCHITECTURES.names())}) or encoder_layers"
-            )
-        arch_encoder, arch_decoder = None, None
-    else:
-        arch_encoder, arch_decoder = ARCHITECTURES.get(architecture)(input_shape, latent_size)
-    encoder = copy.deepcopy(list(encoder_layers)) if encoder_layers is not None else arch_encoder
-    decoder = copy.deepcopy(list(decoder_layers)) if decoder_layers is not None else arch_decoder
-    return GaussianVAE(encoder, decoder, latent_size=latent_size, input_shape=input_shape, channels_last=channels_last)
+from genlab.models.registry import MODELS, ModelSpec, build as build_model, check_model, register_model
 
 
 def count_parameters(model: nn.Module) -> int:
@@ -51,17 +22,46 @@ def count_parameters(model: nn.Module) -> int:
 
 
 def describe(model: nn.Module) -> str:
-    """The module printout followed by the trainable parameter count."""
-    return f"{model}\ntrainable parameters: {count_parameters(model):,}"
+    """The module printout followed by the trainable parameter count (and each part's, when the
+    model has several parts, e.g. an EBM and a flow)."""
+    parts = [(name, child) for name, child in model.named_children() if count_parameters(child)]
+    lines = [str(model)]
+    if len(parts) > 1:
+        lines += [f"{name}: {count_parameters(child):,} trainable parameters" for name, child in parts]
+    lines.append(f"trainable parameters: {count_parameters(model):,}")
+    return "\n".join(lines)
 
 
-__all__ = [
-    "ARCHITECTURES",
-    "LAYERS",
-    "Discriminator",
-    "GaussianVAE",
-    "LayerSpecError",
-    "build_model",
-    "count_parameters",
-    "describe",
-]
+def weights_file(path: str | Path) -> Path:
+    """``path`` if it is a file, else the ``model.pt`` of the recorded run directory ``path``."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / "model.pt"
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"model.init_from={str(path)!r}: no such file; give a model.pt or a recorded run directory holding one"
+        )
+    return path
+
+
+def load_weights(model: nn.Module, path: str | Path, strict: bool = True) -> dict[str, Any]:
+    """Copy the weights of ``path`` (a ``model.pt`` or a run directory) into ``model``.
+
+    ``strict``: every tensor must match by name and shape. Otherwise the tensors whose name and
+    shape match are copied and the rest keep their initial values (transfer learning: a new head on
+    a trained body). Returns what was done: the file, and the names copied, missing and unused.
+    """
+    file = weights_file(path)
+    state: Mapping[str, torch.Tensor] = torch.load(file, map_location="cpu", weights_only=True)
+    own = model.state_dict()
+    if strict:
+        model.load_state_dict(state)
+        return {"path": str(file), "loaded": len(state), "missing": [], "unused": []}
+    usable = {k: v for k, v in state.items() if k in own and tuple(own[k].shape) == tuple(v.shape)}
+    model.load_state_dict(usable, strict=False)
+    return {"path": str(file), "loaded": len(usable), "missing": sorted(set(own) - set(usable)),
+            "unused": sorted(set(state) - set(usable))}  # fmt: skip
+
+
+__all__ = ["MODELS", "ModelSpec", "build_model", "check_model", "count_parameters", "describe", "load_weights",
+           "register_model", "weights_file"]  # fmt: skip

@@ -17,8 +17,9 @@ from typing import Sequence
 import torch
 from torch import nn
 
-from genlab.models import build_model
-from genlab.models.gaussian_vae import GaussianVAE
+from genlab.models.architectures import ARCHITECTURES
+from genlab.models.gaussian_vae import GaussianVAE, build_gaussian_vae
+from genlab.models.registry import register_model
 from genlab.registry import Registry
 
 MIXERS: Registry[type[nn.Module]] = Registry("mixer")
@@ -114,24 +115,26 @@ class Composer(nn.Module):
         return f"n_actions={self.n_actions}"
 
 
+@register_model("composer", choices={"architecture": (ARCHITECTURES, ""), "mixer": (MIXERS, "_mixer")})
 def build_composer(
     architecture: str | None = "kim",
     latent_size: int = 10,
-    input_shape: Sequence[int] = (1, 64, 64),
-    n_actions: int = 5,
     mixer: str = "linear",
     encoder_layers: Sequence | None = None,
     decoder_layers: Sequence | None = None,
+    *,
+    input_shape: Sequence[int] = (1, 64, 64),
+    n_factors: int = 5,
 ) -> Composer:
-    """A :class:`Composer` from an architecture name and/or layer specs (as ``build_model``), the
-    number of actions (the dataset's factors) and a ``MIXERS`` name. Pure: the same call on a run's
-    recorded config, ``info["input_shape"]`` and ``info["n_actions"]`` rebuilds its model."""
+    """A :class:`Composer` from an architecture name and/or layer specs (as ``build_gaussian_vae``), a
+    ``MIXERS`` name and the number of actions: one per factor of the data (``n_factors``). Pure: the
+    same call on a run's recorded config and model inputs rebuilds its model."""
     mixer_cls = MIXERS.get(mixer)
-    vae = build_model(
+    vae = build_gaussian_vae(
         architecture=architecture, latent_size=latent_size, input_shape=input_shape,
         encoder_layers=encoder_layers, decoder_layers=decoder_layers,
     )
-    return Composer(vae, mixer_cls(int(latent_size), int(n_actions)), n_actions)
+    return Composer(vae, mixer_cls(int(latent_size), int(n_factors)), n_factors)
 
 
 __all__ = ["MIXERS", "Composer", "InterpolationMixer", "LinearMixer", "MLPMixer", "build_composer"]

@@ -7,12 +7,15 @@ maps a latent code to Bernoulli **logits** of the image's shape (no final sigmoi
 
 from __future__ import annotations
 
+import copy
 from typing import Sequence
 
 import torch
 from torch import nn
 
 from genlab.models import layers
+from genlab.models.architectures import ARCHITECTURES
+from genlab.models.registry import register_model
 
 
 def kaiming_init_(module: nn.Module) -> nn.Module:
@@ -108,4 +111,35 @@ class GaussianVAE(nn.Module):
         return f"input_shape={self.input_shape}, latent_size={self.latent_size}"
 
 
-__all__ = ["GaussianVAE", "kaiming_init_"]
+@register_model("gaussian_vae", choices={"architecture": (ARCHITECTURES, "")})
+def build_gaussian_vae(
+    architecture: str | None = "kim",
+    latent_size: int = 10,
+    encoder_layers: Sequence | None = None,
+    decoder_layers: Sequence | None = None,
+    channels_last: bool = True,
+    *,
+    input_shape: Sequence[int] = (1, 64, 64),
+) -> GaussianVAE:
+    """A Gaussian VAE from a named architecture (``ARCHITECTURES``) and/or explicit layer specs.
+
+    ``encoder_layers`` / ``decoder_layers``, when given, replace the named architecture's; a decoder
+    that is ``None`` after that is the transpose of the encoder in use. ``architecture`` may be
+    ``None`` only when ``encoder_layers`` is given. The arguments are copied, never modified, and
+    nothing global is read, so the same call on a run's recorded config rebuilds its model.
+    ``channels_last`` only picks the weights' memory order (see :class:`GaussianVAE`).
+    """
+    input_shape = tuple(int(d) for d in input_shape)
+    latent_size = int(latent_size)
+    if architecture is None:
+        if encoder_layers is None:
+            raise ValueError(f"give an architecture ({', '.join(ARCHITECTURES.names())}) or encoder_layers")
+        arch_encoder, arch_decoder = None, None
+    else:
+        arch_encoder, arch_decoder = ARCHITECTURES.get(architecture)(input_shape, latent_size)
+    encoder = copy.deepcopy(list(encoder_layers)) if encoder_layers is not None else arch_encoder
+    decoder = copy.deepcopy(list(decoder_layers)) if decoder_layers is not None else arch_decoder
+    return GaussianVAE(encoder, decoder, latent_size=latent_size, input_shape=input_shape, channels_last=channels_last)
+
+
+__all__ = ["GaussianVAE", "build_gaussian_vae", "kaiming_init_"]

@@ -23,6 +23,7 @@ import torch
 from torch import nn
 
 from genlab.models import layers
+from genlab.models.registry import register_model
 from genlab.registry import Registry
 
 Spec = list[tuple]
@@ -132,8 +133,33 @@ class GroundTruthDecoder(nn.Module):
         return f"n_factors={self.n_factors}, input_shape={self.input_shape}"
 
 
-def build_gt_decoder(architecture: str = "deep", n_factors: int = 5, input_shape: Sequence[int] = (1, 64, 64),
-                     decoder_layers: Sequence | None = None) -> GroundTruthDecoder:
-    """A ground-truth decoder from a named spec (``DECODERS``) or explicit ``decoder_layers``."""
+# datasets whose original target transform multiplied the class index by the factor's size (disent.md 1.3)
+ORIGINAL_INPUTS_TIMES_SIZE = frozenset({"mpi3d"})
+
+
+@register_model("gt_decoder", choices={"architecture": (DECODERS, "")})
+def build_gt_decoder(
+    architecture: str = "deep_bn",
+    decoder_layers: Sequence | None = None,
+    inputs: str = "normalised",
+    *,
+    n_factors: int,
+    input_shape: Sequence[int] = (1, 64, 64),
+    factor_values: Sequence[Sequence[float]] | None = None,
+    dataset: str | None = None,
+) -> GroundTruthDecoder:
+    """A ground-truth decoder from a named spec (``DECODERS``) or explicit ``decoder_layers``.
+
+    With the grid's ``factor_values`` the decoder's input transform is set for ``inputs``
+    ("normalised": each factor onto [0, 1]; "original": the raw values, times the factor's size for
+    the datasets of ``ORIGINAL_INPUTS_TIMES_SIZE``, as the original did). The transform lives in the
+    model's buffers, so a reloaded ``model.pt`` restores it whatever was passed here.
+    """
+    if inputs not in INPUTS:
+        raise ValueError(f"unknown model.options.inputs={inputs!r}; valid: {', '.join(INPUTS)}")
     spec = list(decoder_layers) if decoder_layers is not None else DECODERS.get(architecture)()
-    return GroundTruthDecoder(spec, n_factors, input_shape)
+    decoder = GroundTruthDecoder(spec, n_factors, input_shape)
+    if factor_values is not None:
+        offset, scale = input_transform(factor_values, inputs, multiply_by_size=dataset in ORIGINAL_INPUTS_TIMES_SIZE)
+        decoder.set_input_transform(offset, scale)
+    return decoder

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import torch
 
-from genlab.objectives.base import OBJECTIVES, Objective
-from genlab.objectives.vae import evaluate_vae, optimizer_step, reconstruction_terms
+from genlab.objectives.base import OBJECTIVES, Objective, optimizer_step
+from genlab.objectives.vae import evaluate_vae, reconstruction_terms
 from genlab.training.schedules import linear_ramp
 
 
@@ -24,10 +24,10 @@ class CCIVAE(Objective):
     def capacity(self, step: int) -> float:
         return linear_ramp(step, self.c_min, self.c_max, self.c_steps)
 
-    def train_step(self, model, optimizers, batch, step: int):
+    def train_step(self, model, optimizers, batch, progress):
         model.train()
         _, recon, kl = reconstruction_terms(model, batch["x"])
-        capacity = self.capacity(step)
+        capacity = self.capacity(progress.iteration)
         loss = recon + self.gamma * (kl - capacity).abs()
         optimizer_step(optimizers["model"], loss)
         return {"loss": loss.detach(), "recon_nll": recon.detach(), "kl": kl.detach(), "capacity": capacity}

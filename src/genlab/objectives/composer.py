@@ -14,8 +14,7 @@ from __future__ import annotations
 import torch
 
 from genlab.losses import bernoulli_nll, gaussian_kl
-from genlab.objectives.base import OBJECTIVES, Objective
-from genlab.objectives.vae import optimizer_step
+from genlab.objectives.base import OBJECTIVES, Objective, optimizer_step
 
 
 def composer_terms(model, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
@@ -33,7 +32,7 @@ class ComposerLoss(Objective):
     def __init__(self, beta: float = 1.0):
         self.beta = float(beta)
 
-    def train_step(self, model, optimizers, batch, step: int):
+    def train_step(self, model, optimizers, batch, progress):
         model.train()
         recon, kl = composer_terms(model, batch)
         loss = recon + self.beta * kl

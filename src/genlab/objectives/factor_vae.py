@@ -23,8 +23,9 @@ import torch.nn.functional as F
 
 from genlab.losses import bernoulli_nll, gaussian_kl, permute_dims
 from genlab.models.discriminator import Discriminator
-from genlab.objectives.base import OBJECTIVES, Objective, adam
-from genlab.objectives.vae import evaluate_vae, optimizer_step
+from genlab.objectives.base import OBJECTIVES, Objective, optimizer_step
+from genlab.objectives.vae import evaluate_vae
+from genlab.training.optimizers import adam
 
 
 @OBJECTIVES.register("factor_vae")
@@ -42,12 +43,13 @@ class FactorVAE(Objective):
         self.disc_width, self.disc_depth, self.disc_slope = int(disc_width), int(disc_depth), float(disc_slope)
         self.discriminator: Discriminator | None = None
 
-    def make_optimizers(self, model, lr, weight_decay=0.0):
+    def make_optimizers(self, model, optimizer):
+        """The VAE's optimizer is the run's; the discriminator's is Adam with the paper's settings."""
         self.discriminator = Discriminator(
             model.latent_size, width=self.disc_width, depth=self.disc_depth, negative_slope=self.disc_slope
         ).to(next(model.parameters()).device)
         return {
-            **super().make_optimizers(model, lr, weight_decay),
+            **super().make_optimizers(model, optimizer),
             "discriminator": adam(self.discriminator.parameters(), lr=self.disc_lr, betas=self.disc_betas),
         }
 
@@ -55,7 +57,7 @@ class FactorVAE(Objective):
         logits = self.discriminator(z)
         return (logits[:, 0] - logits[:, 1]).mean()
 
-    def train_step(self, model, optimizers, batch, step: int):
+    def train_step(self, model, optimizers, batch, progress):
         x = batch["x"]
         half = x.shape[0] // 2
         model.train()

@@ -37,8 +37,7 @@ import torch
 
 from genlab.losses.nce import fce_accuracy, fce_value
 from genlab.metrics.density_grid import grid_cell_area, grid_log_density
-from genlab.objectives.base import OBJECTIVES, Objective, adam
-from genlab.objectives.vae import optimizer_step
+from genlab.objectives.base import OBJECTIVES, Objective, optimizer_step
 
 MAX_REDRAWS = 10
 EVAL_NOISE_SEED = 0  # evaluation draws the same flow samples every time: its numbers move only with the models
@@ -74,16 +73,10 @@ def density_errors(model, batch: dict) -> dict[str, torch.Tensor]:
 
 @OBJECTIVES.register("fce")
 class FlowContrastiveEstimation(Objective):
-    uses_ebm = True
+    model_options = {"with_ebm": True}
 
-    def __init__(
-        self,
-        flow_lr: float = 7e-4,
-        betas: tuple[float, float] = (0.9, 0.999),
-        threshold: float = 0.6,
-        redraw_nonfinite: bool = True,
-    ):
-        self.flow_lr, self.betas, self.threshold = float(flow_lr), tuple(betas), float(threshold)
+    def __init__(self, flow_lr: float = 7e-4, threshold: float = 0.6, redraw_nonfinite: bool = True):
+        self.flow_lr, self.threshold = float(flow_lr), float(threshold)
         self.redraw_nonfinite = bool(redraw_nonfinite)
         self.train_ebm = True  # fce.md 3.3: the first iteration trains the EBM
         self._redrawn = 0
@@ -112,12 +105,10 @@ class FlowContrastiveEstimation(Objective):
             noise, log_q = flow.sample_from(z)
         return noise, log_q  # still non-finite: the NaN stop reports it
 
-    def make_optimizers(self, model, lr, weight_decay=0.0):
-        """``training.lr`` (1e-3) is the EBM's; ``flow_lr`` (7e-4) the flow's (fce.md 3.2)."""
-        return {
-            "ebm": adam(model.ebm.parameters(), lr=lr, betas=self.betas, weight_decay=weight_decay),
-            "flow": adam(model.flow.parameters(), lr=self.flow_lr, betas=self.betas, weight_decay=weight_decay),
-        }
+    def make_optimizers(self, model, optimizer):
+        """``training.lr`` (1e-3) is the EBM's; ``flow_lr`` (7e-4) the flow's; both Adam with betas
+        (0.9, 0.999) by default (fce.md 3.2)."""
+        return {"ebm": optimizer(model.ebm.parameters()), "flow": optimizer(model.flow.parameters(), lr=self.flow_lr)}
 
     @staticmethod
     def _terms(model, x: torch.Tensor, noise: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -125,7 +116,7 @@ class FlowContrastiveEstimation(Objective):
         log_p = model.ebm.log_prob(torch.cat([x, noise]))
         return log_p[: len(x)], log_p[len(x) :]
 
-    def train_step(self, model, optimizers, batch, step: int):
+    def train_step(self, model, optimizers, batch, progress):
         x, ebm_step = batch["x"], self.train_ebm
         if ebm_step:
             with torch.no_grad():
@@ -172,15 +163,14 @@ class FlowContrastiveEstimation(Objective):
 
 @OBJECTIVES.register("flow_mle")
 class FlowMLE(Objective):
-    uses_ebm = False
+    """No hyperparameters: the flow alone, by maximum likelihood, with the run's optimizer."""
 
-    def __init__(self, betas: tuple[float, float] = (0.9, 0.999)):
-        self.betas = tuple(betas)
+    model_options = {"with_ebm": False}
 
-    def make_optimizers(self, model, lr, weight_decay=0.0):
-        return {"flow": adam(model.flow.parameters(), lr=lr, betas=self.betas, weight_decay=weight_decay)}
+    def make_optimizers(self, model, optimizer):
+        return {"flow": optimizer(model.flow.parameters())}
 
-    def train_step(self, model, optimizers, batch, step: int):
+    def train_step(self, model, optimizers, batch, progress):
         nll = -model.flow.log_prob(batch["x"]).mean()
         optimizer_step(optimizers["flow"], nll)
         return {"nll": nll.detach()}

@@ -6,15 +6,14 @@ from __future__ import annotations
 import torch
 
 from genlab.losses import bernoulli_nll
-from genlab.objectives.base import OBJECTIVES, Objective
-from genlab.objectives.vae import optimizer_step
+from genlab.objectives.base import OBJECTIVES, Objective, optimizer_step
 
 
 @OBJECTIVES.register("gt_decoder")
 class GroundTruthDecoding(Objective):
     """No hyperparameters: the model is trained to maximise the likelihood of each image."""
 
-    def train_step(self, model, optimizers, batch, step: int):
+    def train_step(self, model, optimizers, batch, progress):
         model.train()
         loss = bernoulli_nll(model(batch["factors"]), batch["x"])
         optimizer_step(optimizers["model"], loss)

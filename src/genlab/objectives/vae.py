@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 
 from genlab.losses import bernoulli_nll, gaussian_kl
-from genlab.objectives.base import OBJECTIVES, Objective
+from genlab.objectives.base import OBJECTIVES, Objective, optimizer_step
 
 
 def reconstruction_terms(model, x: torch.Tensor) -> tuple[dict, torch.Tensor, torch.Tensor]:
@@ -28,12 +28,6 @@ def evaluate_vae(model, batch: dict) -> dict[str, torch.Tensor]:
     return metrics
 
 
-def optimizer_step(optimizer: torch.optim.Optimizer, loss: torch.Tensor) -> None:
-    optimizer.zero_grad(set_to_none=True)
-    loss.backward()
-    optimizer.step()
-
-
 @OBJECTIVES.register("beta_vae", "vae")
 class BetaVAE(Objective):
     """beta-VAE; ``vae`` is the same objective, meant with beta = 1."""
@@ -41,7 +35,7 @@ class BetaVAE(Objective):
     def __init__(self, beta: float = 1.0):
         self.beta = float(beta)
 
-    def train_step(self, model, optimizers, batch, step: int):
+    def train_step(self, model, optimizers, batch, progress):
         model.train()
         _, recon, kl = reconstruction_terms(model, batch["x"])
         loss = recon + self.beta * kl

@@ -18,6 +18,7 @@ from ignite.engine import Engine, Events
 from ignite.handlers import EarlyStopping, ProgressBar
 
 from genlab.objectives.base import Objective
+from genlab.training.progress import Progress
 from genlab.training.handlers import (
     DictMean,
     GracefulInterrupt,
@@ -37,10 +38,11 @@ logger = logging.getLogger("genlab.training")
 
 
 def create_trainer(model: torch.nn.Module, objective: Objective, optimizers: dict[str, torch.optim.Optimizer]) -> Engine:
-    """An Engine whose step is ``objective.train_step``; ``step`` counts completed updates (0-based)."""
+    """An Engine whose step is ``objective.train_step``, told its ``Progress`` (completed updates, epoch)."""
 
     def update(engine: Engine, batch: dict) -> dict[str, Any]:
-        return objective.train_step(model, optimizers, batch, engine.state.iteration - 1)
+        progress = Progress(iteration=engine.state.iteration - 1, epoch=engine.state.epoch - 1)
+        return objective.train_step(model, optimizers, batch, progress)
 
     return Engine(update)
 
@@ -49,8 +51,7 @@ def create_evaluator(model: torch.nn.Module, objective: Objective) -> Engine:
     """An Engine whose ``state.metrics`` holds batch-size-weighted means of ``objective.eval_step``."""
 
     def step(engine: Engine, batch: dict) -> tuple[dict[str, Any], int]:
-        with torch.no_grad():
-            return objective.eval_step(model, batch), len(batch["x"])
+        return objective.eval_step(model, batch), len(batch["x"])
 
     evaluator = Engine(step)
     mean = DictMean()
@@ -65,7 +66,7 @@ def evaluate_parts(
 ) -> dict[str, dict[str, float]]:
     """Run ``evaluator`` on each non-empty ``FactorImages`` of ``parts`` (a seeded random subset of at
     most ``max_samples`` images, all of them when None); returns ``{part: metrics}``."""
-    from genlab.data.base import sample
+    from genlab.data.sources import sample
     from genlab.data.batches import SequentialBatches
 
     return {

@@ -1,16 +1,14 @@
-"""Normalizing flows for flow contrastive estimation on 2D data (reference notes ``fce.md`` 2.2, 2.3, 7).
+"""Normalizing flows: a bijection data -> noise with a standard normal base (``base.Flow``).
 
-``build_flow("glow" | "maf", **kwargs)`` builds a registered :class:`Flow`; importing this package
-registers both. Every flow maps data -> noise with a standard normal base and offers ``log_prob``,
-``sample`` (reparameterised, with its log-density) and ``sample_from``.
+Every module of this package is imported on the first look-up in ``FLOWS``, so a new flow is a new
+module with a ``Flow`` subclass registered by ``@FLOWS.register("name")``; ``build_flow(name,
+**options)`` builds any of them. The FCE flows (Glow, MAF) are described in ``docs/fce.md`` §2.2-2.3.
 """
 
 from __future__ import annotations
 
 from genlab.models.flows.actnorm import ActNorm
 from genlab.models.flows.base import FLOWS, Flow, standard_normal_log_prob
-from genlab.models.flows.glow import Glow
-from genlab.models.flows.maf import MAF
 
 
 def build_flow(name: str, **kwargs) -> Flow:
@@ -18,4 +16,4 @@ def build_flow(name: str, **kwargs) -> Flow:
     return FLOWS.get(name)(**kwargs)
 
 
-__all__ = ["ActNorm", "FLOWS", "Flow", "Glow", "MAF", "build_flow", "standard_normal_log_prob"]
+__all__ = ["ActNorm", "FLOWS", "Flow", "build_flow", "standard_normal_log_prob"]

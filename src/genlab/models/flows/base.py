@@ -18,7 +18,7 @@ from torch import nn
 
 from genlab.registry import Registry
 
-FLOWS: Registry[type["Flow"]] = Registry("flow")
+FLOWS: Registry[type["Flow"]] = Registry("flow", discover="genlab.models.flows")
 
 _HALF_LOG_2PI = 0.5 * math.log(2 * math.pi)
 

@@ -1,0 +1,90 @@
+"""The contract of an end-of-run evaluation.
+
+An evaluation is a function ``fn(ctx: EvalContext, **options) -> (metrics, info)``:
+
+- ``ctx`` holds the trained model, the objective, the data parts, the device and the evaluation
+  sets (by default the training and test parts; an experiment may give others, e.g. the composer's
+  fixed triplets);
+- its keyword options, all with defaults, are configuration: they sit flat in the ``evaluation``
+  config (``evaluation.dci_alpha``), shared by every evaluation that takes an option of that name
+  (``batch_size``);
+- ``metrics`` is a flat ``{"<split>.<quantity>": value}`` dict, logged at the final step and
+  returned as the run's result; ``info`` is anything else worth recording (matrices, counts), added
+  to the run's ``info``.
+
+Evaluations are registered by name in ``EVALUATIONS`` and run in the order the config lists them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable, Mapping
+
+import torch
+from torch import nn
+
+from genlab.data.sources import BatchSource, DataParts
+from genlab.registry import Registry, check_options, keyword_defaults
+
+Metrics = dict[str, float]
+Evaluation = Callable[..., "tuple[Metrics, dict[str, Any]]"]
+
+EVALUATIONS: Registry[Evaluation] = Registry("evaluation", discover="genlab.evaluations")
+
+
+def register_evaluation(name: str) -> Callable[[Evaluation], Evaluation]:
+    return EVALUATIONS.register(name)
+
+
+@dataclass
+class EvalContext:
+    """What an evaluation may look at once training is over."""
+
+    model: nn.Module
+    objective: Any  # genlab.objectives.Objective
+    data: DataParts
+    device: torch.device
+    sets: Mapping[str, BatchSource | Iterable[dict]] = field(default_factory=dict)  # evaluation sets by split name
+
+    def __post_init__(self):
+        if not self.sets:
+            self.sets = {k: v for k, v in (("train", self.data.train), ("test", self.data.test)) if v is not None and len(v)}
+
+
+def evaluation_options(names: Iterable[str]) -> dict[str, Any]:
+    """The options of the named evaluations and their defaults (the first evaluation's default
+    where two share an option name)."""
+    options: dict[str, Any] = {}
+    for name in names:
+        for key, value in keyword_defaults(EVALUATIONS.get(name)).items():
+            options.setdefault(key, value)
+    return options
+
+
+def check_evaluations(names: Iterable[str], options: Mapping[str, Any]) -> None:
+    """Unknown evaluation names, and options none of the named evaluations takes, fail here."""
+    names = list(names)
+    for name in names:
+        EVALUATIONS.get(name)
+    known = evaluation_options(names)
+    unknown = sorted(set(options) - set(known))
+    if unknown:
+        listed = ", ".join(names) or "(none)"
+        raise ValueError(
+            f"no evaluation of this run ({listed}) has the option(s) {', '.join(unknown)}; "
+            f"their options are: {', '.join(sorted(known)) or '(none)'}"
+        )
+
+
+def run_evaluations(ctx: EvalContext, names: Iterable[str], options: Mapping[str, Any]) -> tuple[Metrics, dict[str, Any]]:
+    """Run the named evaluations in order, each with the options it takes; merged metrics and info."""
+    metrics: Metrics = {}
+    info: dict[str, Any] = {}
+    for name in names:
+        fn = EVALUATIONS.get(name)
+        own = {k: v for k, v in options.items() if k in keyword_defaults(fn)}
+        check_options(f"evaluation {name!r}", fn, own)
+        got, extra = fn(ctx, **own)
+        metrics.update(got)
+        info.update(extra)
+    return metrics, info
