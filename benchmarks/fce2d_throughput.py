@@ -1,5 +1,6 @@
 """Flow contrastive estimation on 2D data: training steps/s and the wall time of a full run,
-comparable with the reference implementation's figures (shared/infra/performance.md).
+comparable with the reference implementation's figures (measured the same way on a 2-core CPU
+machine; see README "Measured").
 
     python benchmarks/fce2d_throughput.py                        # steps/s, both flows, CUDA if present
     python benchmarks/fce2d_throughput.py --device cpu --threads 2 --repeats 3

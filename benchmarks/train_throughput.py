@@ -5,7 +5,8 @@ One line per case, each measured in a fresh process (so peak RSS is the case's o
     python benchmarks/train_throughput.py                 # every case, on CUDA if present
     python benchmarks/train_throughput.py --device cpu --threads 2 --repeats 3
 
-Cases (shared/infra/performance.md has the original's numbers, taken the same way):
+Cases ("original": the original's figure, measured the same way on a 2-core CPU machine; see
+README "Measured"):
 - ``beta_vae``: kim beta-VAE (beta 8, Adam 1e-4), batch 64, 64x64 dSprites batches drawn from
   device-resident packed data; target on 2 CPU cores >= 900 samples/s (original 611);
 - ``factor_vae``: kim FactorVAE (gamma 100, 6x1000 discriminator), batch 128, including the

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Flow contrastive estimation on 2D data (fce.md): every dataset (8gaussians, spiral, 2spirals,
+# Flow contrastive estimation on 2D data (docs/fce.md): every dataset (8gaussians, spiral, 2spirals,
 # checkerboard, rings, pinwheel) x flow (glow, maf) trained by FCE against the EBM, and the same
 # flows trained alone by maximum likelihood (the paper's Glow-MLE baseline), SEEDS seeds each
 # (default "42", the reference's seed). 50,000 iterations of batch 1000 each (training.fce_2d).

@@ -154,7 +154,7 @@ def test_shapes_centred_on_anchor(px):
 def test_heart_rows_match_measured_widths():
     heart = ds.unpack(ds.render(np.array([[2, 5, 0, 0, 0]])))[0]
     widths = heart.sum(axis=1)
-    measured = [10, 14, 16, 18, 20, 20, 18, 18, 16, 16, 14, 12, 10, 8, 6, 4, 2]  # rows 7..23 (datasets.md 2.1)
+    measured = [10, 14, 16, 18, 20, 20, 18, 18, 16, 16, 14, 12, 10, 8, 6, 4, 2]  # rows 7..23 (docs/disent.md §1.1)
     assert widths[:7].sum() == 0 and widths[24:].sum() == 0
     assert np.abs(widths[7:24] - measured).sum() <= 4
     assert heart[7:9, 15:17].sum() == 0  # the notch between the lobes (rows 7-9 in the real heart)
@@ -289,7 +289,7 @@ def test_generator_reproduces_gif_frames():
     assert GIF.is_file(), f"reference frames missing: {GIF}"
     result = ds.compare_with_reference(GIF)
     assert result["frames"] == 320 and result["pixels"] == 320 * 4096
-    # datasets.md 5: a faithful generator reproduces the frames to well under 1 % wrong pixels
+    # docs/disent.md §1.1: a faithful generator reproduces the frames to well under 1 % wrong pixels
     assert result["agreement"] > 0.999
     assert result["worst_frame_agreement"] > 0.99
     shapes = result["classes"][:, 0]

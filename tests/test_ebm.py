@@ -1,4 +1,4 @@
-"""The FCE energy MLP (fce.md 2.1) and the density-grid helpers used to plot 2D models (fce.md 4.3)."""
+"""The FCE energy MLP (docs/fce.md §2.1) and the density-grid helpers used to plot 2D models (docs/fce.md §4.3)."""
 
 from __future__ import annotations
 

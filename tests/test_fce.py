@@ -1,4 +1,4 @@
-"""The fce and flow_mle objectives (fce.md 3): which player each step moves, the alternation rule,
+"""The fce and flow_mle objectives (docs/fce.md §3): which player each step moves, the alternation rule,
 evaluation that moves nothing, and exact resume through the shared training loop."""
 
 from __future__ import annotations
@@ -47,7 +47,7 @@ def changed(before, module):
 def test_each_fce_step_moves_only_the_player_the_rule_picks(flow, data):
     model, obj, opts = setup(flow)
     first = obj.train_step(model, opts, batch(data, 0), Progress(0))  # initialises Glow's ActNorms from data
-    assert first["ebm_update"] == 1.0 and float(first["accuracy"]) == 0.5  # fce.md 3.3: EBM first; p >> q at init
+    assert first["ebm_update"] == 1.0 and float(first["accuracy"]) == 0.5  # docs/fce.md §3.3: EBM first; p >> q at init
 
     obj.train_ebm = True
     ebm, flw = snapshot(model.ebm), snapshot(model.flow)
@@ -77,7 +77,7 @@ def test_the_flow_trains_next_iff_the_accuracy_exceeds_the_threshold(data):
 
 
 def test_the_value_is_minus_log4_when_the_models_agree(data):
-    """With p_theta = q_alpha every term of V is log 1/2 (fce.md 3.1): -V = log 4 (the accuracy is then
+    """With p_theta = q_alpha every term of V is log 1/2 (docs/fce.md §3.1): -V = log 4 (the accuracy is then
     decided by float rounding; its tie rule is tested in test_nce.py)."""
     model, obj, _ = setup("maf")
     x = batch(data, 0)["x"]
@@ -113,7 +113,7 @@ def test_the_flow_mle_baseline_trains_the_flow_alone_and_learns(data):
 
 
 def test_fce_resume_reproduces_an_uninterrupted_run(tmp_path, data):
-    """The alternation flag and both optimizers come back from the checkpoint (fce.md 3.3)."""
+    """The alternation flag and both optimizers come back from the checkpoint (docs/fce.md §3.3)."""
 
     def run(max_iterations, checkpoint_dir, resume=None, seed=0):
         model, obj, opts = setup("glow", seed=seed)
@@ -141,7 +141,7 @@ def test_glow_actnorm_is_initialised_from_data_before_anything_is_sampled(data):
 
 
 def test_overflowing_flow_samples_are_redrawn_unless_asked_not_to(data):
-    """A flow mapping the tail of its base to inf (MAF's unclamped alpha can, fce.md 6.6) must not turn V
+    """A flow mapping the tail of its base to inf (MAF's unclamped alpha can, docs/fce.md §6 item 6) must not turn V
     into NaN: those base vectors are redrawn and counted; ``redraw_nonfinite=False`` is the original."""
     for redraw in (True, False):
         model, obj, opts = setup("maf", redraw_nonfinite=redraw)

@@ -1,4 +1,4 @@
-"""The FCE flows (reference notes ``fce.md`` 2.2, 2.3, 7): invertibility, exact log-dets, normalised
+"""The FCE flows (docs/fce.md §2.2, §2.3, §7): invertibility, exact log-dets, normalised
 densities that agree with their samples, the anchors of the original (parameter counts, the
 sigmoid(2) coupling contraction), ActNorm init semantics, and the fast paths against the plain ones."""
 
@@ -173,7 +173,7 @@ def test_gradients_reach_every_parameter_through_log_prob(name):
 
 
 def test_fresh_glow_gain_has_zero_gradient():
-    """The zero-init last layer times exp(l) gives l no gradient until that layer moves (fce.md 6.4)."""
+    """The zero-init last layer times exp(l) gives l no gradient until that layer moves (docs/fce.md §6 item 4)."""
     flow = _flow("glow", perturb=False)
     x, log_q = flow.sample(256, generator=torch.Generator().manual_seed(13))
     (x.square().sum() + log_q.sum() + flow.log_prob(_data(256)).sum()).backward()
@@ -220,7 +220,7 @@ def test_glow_batched_path_equals_the_stepwise_model(dim):
 
 
 def test_glow_inverse_first_leaves_top_level_actnorms_uninitialised():
-    """Sampling first, as the original's iteration 0 does (fce.md 6.3): top-level ActNorms act as the
+    """Sampling first, as the original's iteration 0 does (docs/fce.md §6 item 3): top-level ActNorms act as the
     identity and stay uninitialised; the conditioner ActNorms initialise from the noise pass."""
     torch.manual_seed(0)
     flow = build_flow("glow")
@@ -255,7 +255,7 @@ def test_maf_orders_alternate_and_first_variable_is_constant():
         first = 0 if k % 2 == 0 else 1
         assert block.input_degrees.tolist() == ([0, 1] if first == 0 else [1, 0])
         mu, alpha = block.params(x)
-        # the first-ordered variable's (mu, alpha) are learned constants (fce.md 2.3)
+        # the first-ordered variable's (mu, alpha) are learned constants (docs/fce.md §2.3)
         assert torch.equal(mu[:, first], mu[:1, first].expand(64))
         assert torch.equal(alpha[:, first], alpha[:1, first].expand(64))
         # the other one depends on the first variable only

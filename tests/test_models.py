@@ -39,7 +39,7 @@ def test_every_architecture_builds_and_maps_images_to_logits(name, shape):
 def test_architectures_are_registered():
     assert set(ARCHITECTURES.names()) >= {"kim", "burgess", "burgess_v2", "mathieu", "higgins"}
     for name in ARCHITECTURES:
-        assert "disent.md 2.2" in ARCHITECTURES.get(name).__doc__
+        assert "docs/disent.md §2.2" in ARCHITECTURES.get(name).__doc__
 
 
 def _conv(c_in, c_out, k=4):

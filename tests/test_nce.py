@@ -1,4 +1,4 @@
-"""The FCE value function and accuracy (fce.md 3.1, 3.3)."""
+"""The FCE value function and accuracy (docs/fce.md §3.1, §3.3)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from genlab.losses import fce_accuracy, fce_value
 
 
 def _lse_value(lp_d, lq_d, lp_n, lq_n):
-    """fce.md 3.1 written out with the two-element log-sum-exp."""
+    """docs/fce.md §3.1 written out with the two-element log-sum-exp."""
     data = lp_d - torch.logsumexp(torch.stack((lp_d, lq_d)), dim=0)
     noise = lq_n - torch.logsumexp(torch.stack((lp_n, lq_n)), dim=0)
     return data.mean() + noise.mean()

@@ -1,4 +1,4 @@
-"""Generalisation splits (reference/disent.md 1.4) and the validation holdout."""
+"""Generalisation splits (docs/disent.md §1.4) and the validation holdout."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""3DShapes and MPI3D generalisation splits (reference/disent.md 1.4) on the full grids, and
+"""3DShapes and MPI3D generalisation splits (docs/disent.md §1.4) on the full grids, and
 ``load_split_data`` end to end on the stand-ins."""
 
 from __future__ import annotations
@@ -30,12 +30,12 @@ SHAPES3D_COUNTS = [
     ("recomb2range", "shape2ohue", 420_000, 60_000),
     ("recomb2range", "shape2fhue", 420_000, 60_000),
     ("recomb2range", "ohue+whue2fhue", 465_600, 14_400),  # default: floor hue involved, as named
-    ("recomb2range", "ohue+whue2fhue_original", 451_200, 28_800),  # disent.md 1.4
+    ("recomb2range", "ohue+whue2fhue_original", 451_200, 28_800),  # docs/disent.md §1.4
     ("recomb2element", "leave1out", 479_928, 72),
 ]
 MPI3D_COUNTS = [
     ("extrp", "horz_gt20", 544_320, 492_480),  # default: train = hx <= 20
-    ("extrp", "horz_gt20_original", 518_400, 492_480),  # disent.md 1.4: hx == 20 in neither
+    ("extrp", "horz_gt20_original", 518_400, 492_480),  # docs/disent.md §1.4: hx == 20 in neither
     ("extrp", "objc_gt3", 691_200, 345_600),
     ("recomb2range", "cyl2horz", 950_400, 86_400),
     ("recomb2range", "objc2horz", 950_400, 86_400),

@@ -1,4 +1,4 @@
-"""The 2D toy datasets of FCE (fce.md 1): recipes, the analytic 8-Gaussian density, batching."""
+"""The 2D toy datasets of FCE (docs/fce.md §1): recipes, the analytic 8-Gaussian density, batching."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The composition task of "The Role of Disentanglement in Generalisation" (disent.md 2.4, 6): the
+# The composition task of "The Role of Disentanglement in Generalisation" (docs/disent.md §2.4, §6): the
 # composer with the linear mixer (the only one the original reported) trained on each
 # generalisation split, SEEDS seeds each (default: 1 seed, 0).
 #   bin/disent/composition.sh --dry-run                  list the commands (dSprites: 3 splits)
@@ -11,7 +11,7 @@
 # GENLAB_MONGO (record to MongoDB too).
 source "$(dirname "${BASH_SOURCE[0]}")/../lib/sweep.sh"
 
-# the splits of each dataset (condition variant), as in the disent sweeps (disent.md 1.4, 6)
+# the splits of each dataset (condition variant), as in the disent sweeps (docs/disent.md §1.4, §6)
 splits_of() {
   case "$1" in
     dsprites) echo "extrp:blank_side recomb2range:shape2tx recomb2element:leave1out" ;;

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The ground-truth decoders of "The Role of Disentanglement in Generalisation" (disent.md 2.3, 6):
+# The ground-truth decoders of "The Role of Disentanglement in Generalisation" (docs/disent.md §2.3, §6):
 # one per generalisation split of each dataset in DATASETS (default "dsprites shapes3d mpi3d"), with
 # the original's decoder per dataset: higgins (dSprites), kim_bn (3DShapes), deep_bn (MPI3D).
 #   bin/disent/decoders.sh --dry-run

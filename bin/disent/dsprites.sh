@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The dSprites sweep of "The Role of Disentanglement in Generalisation" (disent.md 6): for each of
+# The dSprites sweep of "The Role of Disentanglement in Generalisation" (docs/disent.md §6): for each of
 # the three generalisation splits, VAE / beta-VAE (beta 1, 8, 12), FactorVAE (gamma 20, 50, 100)
 # and CCI-VAE, with the `kim` architecture, SEEDS seeds each (default: 1 seed, 0).
 #   bin/disent/dsprites.sh --dry-run                  list the 21 commands

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The MPI3D-real sweep of "The Role of Disentanglement in Generalisation" (disent.md 6, the active
+# The MPI3D-real sweep of "The Role of Disentanglement in Generalisation" (docs/disent.md §6, the active
 # part of the original's run-disent.sh): splits extrp/horz_gt20 and objc_gt3, recomb2range/cyl2horz
 # and objc2horz, recomb2element/leave1out; for each, VAE / beta-VAE (beta 1, 8, 12), FactorVAE
 # (gamma 20, 50, 100) and CCI-VAE with `kim` (35 commands).

@@ -1,5 +1,5 @@
 # Shared by the bin/disent/ sweeps (source it after sweep.sh): the generalisation splits of each
-# dataset that the paper's sweeps run (disent.md 6), and the VAE-family sweep over them.
+# dataset that the paper's sweeps run (docs/disent.md §6), and the VAE-family sweep over them.
 
 # "condition variant" lines of a dataset's swept splits
 disent_splits() {

@@ -97,7 +97,8 @@ def train_and_evaluate(
     inputs, optionally from another run's weights) -> objective and its optimisers
     (``config["training"]``) -> what the run needs to be rebuilt, in ``run.info`` -> training
     (``genlab.training.engines.fit``: metrics to ``run.log_scalar``, checkpoints in the run's folder,
-    ``model.pt``) -> the end-of-run evaluations (``config["evaluation"]``), logged at the final step.
+    ``model.pt`` of the weights the results describe: the last, their moving average or the best) ->
+    the end-of-run evaluations (``config["evaluation"]``) of those weights, logged at the final step.
     ``seed`` (Sacred's ``_seed`` of ``main``) orders the training batches; the data is drawn from
     the config's ``seed``. Returns the final validation and evaluation metrics.
     """
@@ -115,14 +116,14 @@ def train_and_evaluate(
 
     fitted: FitResult = fit(
         net, objective, optimizers, parts.train, val_batches=parts.val, log=run.log_scalar,
-        checkpoint_dir=run.info["checkpoint_dir"], **fit_options(training, len(parts.train)),
+        checkpoint_dir=run.info["checkpoint_dir"], **fit_options(training, optimizers),
     )  # fmt: skip
     record_fit(run, fitted, net)
 
     results = {f"val.{k}": float(v) for k, v in fitted.val_metrics.items()}
     names, options = evaluation_settings(config["evaluation"])
     if names:
-        ctx = EvalContext(net, objective, data, device, sets=dict(parts.eval_sets or {}))
+        ctx = EvalContext(fitted.eval_model, objective, data, device, sets=dict(parts.eval_sets or {}))
         metrics, extra = run_evaluations(ctx, names, options)
         log_final(run, metrics, fitted.iterations, results)
         run.info.update(extra)

@@ -115,11 +115,19 @@ def add_torch_artifact(run, obj, name: str) -> None:
 
 
 def record_fit(run, fitted, model) -> None:
-    """After training: how far it went, where it resumed from, and the model's state dict (``model.pt``)."""
+    """After training: how far it went, where it resumed from, its phases, the best evaluation, and
+    the state dict the results describe (``model.pt``: the weights, their moving average, or the
+    best); when that is not the final training weights, those are ``model_last.pt``."""
     run.info["iterations"] = fitted.iterations
+    run.info["phases"] = [{"name": n, "start": a, "end": b, "stopped": s} for n, a, b, s in fitted.phases]
     if fitted.resumed_from is not None:
         run.info["resumed_from"] = str(fitted.resumed_from)
-    add_torch_artifact(run, model.state_dict(), "model.pt")
+    if fitted.best_checkpoint is not None:
+        run.info["best"] = {"checkpoint": str(fitted.best_checkpoint), "score": fitted.best_score}
+    evaluated = fitted.eval_model if fitted.eval_model is not None else model
+    add_torch_artifact(run, evaluated.state_dict(), "model.pt")
+    if evaluated is not model or fitted.best_checkpoint is not None:
+        add_torch_artifact(run, model.state_dict(), "model_last.pt")
 
 
 def log_final(run, metrics: dict, step: int, results: dict) -> None:

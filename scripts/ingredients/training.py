@@ -21,8 +21,11 @@ from typing import Any, Callable, Mapping, Sequence
 from sacred import Ingredient
 
 from genlab.objectives import OBJECTIVES, check_hyperparameters
-from genlab.registry import UnknownNameError
+from genlab.registry import UnknownNameError, check_options
+from genlab.training.engines import Selection
 from genlab.training.optimizers import OPTIMIZERS, OptimizerFactory, optimizer_options as optimizer_options_of
+from genlab.training.phases import parse_phases
+from genlab.training.schedulers import SCHEDULERS, build_schedulers, scheduler_options as scheduler_options_of
 
 
 def _common():
@@ -34,21 +37,31 @@ def _common():
     batch_size = None
     epochs = None  # passes over the training data ...
     max_iterations = None  # ... unless this many updates is given instead
-    eval_every = 1000  # iterations between evaluations on the validation data
+    phases = None  # or named phases, each {"name", "iterations" or "epochs", "optimizers", "stop", "lr"} (then the two above are not used)
+    scheduler = None  # genlab.training.schedulers.SCHEDULERS key (plateau, noam, step), or None
+    scheduler_options = {}  # its options (filled with their defaults), "optimizers": the ones it drives (None: all)
+    eval_every = 1000  # iterations between evaluations on the validation data, or "epoch"
     eval_batch_size = 512
     log_every = 100  # iterations between logged means of the training-step quantities
     checkpoint_every = 1000
     n_saved = 2  # checkpoints kept
-    early_stopping_patience = None  # evaluations without improvement of val.loss before stopping
+    select = None  # keep the best evaluation's weights by this validation quantity (e.g. "val.loss"), or None
+    select_mode = "min"  # "min" or "max": which values of it are better
+    select_after = 0  # evaluations before this iteration do not count (for selection and early stopping)
+    evaluate_best = False  # end-of-run evaluations and model.pt from the best weights (needs select)
+    early_stopping_patience = None  # evaluations without improvement (of select, else val.loss) before stopping
+    ema = None  # decay of an exponential moving average of the weights (e.g. 0.9999), or None
+    evaluate_ema = False  # validate, evaluate and save the moving average instead of the weights
     resume = None  # a checkpoint file or a run/checkpoint directory to continue from exactly
     progress = "auto"  # tqdm progress bar: True, False, or "auto" (when stderr is a terminal)
 
 
-def _filled(objective, loss, optimizer, optimizer_options):
-    # the objective's hyperparameters and the optimiser's options, with their defaults (an unknown
-    # name is reported by the config hook, with the valid names)
+def _filled(objective, loss, optimizer, optimizer_options, scheduler, scheduler_options):
+    # the objective's hyperparameters, the optimiser's and the schedule's options, with their
+    # defaults (an unknown name is reported by the config hook, with the valid names)
     loss = {**(OBJECTIVES.get(objective).hyperparameters() if objective in OBJECTIVES else {}), **loss}
     optimizer_options = {**(optimizer_options_of(optimizer) if optimizer in OPTIMIZERS else {}), **optimizer_options}
+    scheduler_options = {**(scheduler_options_of(scheduler) if scheduler in SCHEDULERS else {}), **scheduler_options}
 
 
 REQUIRED = ("objective", "lr", "batch_size")
@@ -80,6 +93,15 @@ def training_ingredient(
             raise UnknownNameError(f"{experiment} objective", cfg["objective"], sorted(objectives))
         check_hyperparameters(cfg["objective"], cfg["loss"])
         OptimizerFactory(cfg["optimizer"], cfg["lr"], cfg["optimizer_options"])  # checks name and options
+        if cfg["scheduler"] is not None:
+            check_options(f"scheduler {cfg['scheduler']!r}", SCHEDULERS.get(cfg["scheduler"]),
+                          {k: v for k, v in cfg["scheduler_options"].items() if k != "optimizers"}, skip=("optimizer",))
+        parse_phases(cfg["phases"], iterations=cfg["max_iterations"], epochs=cfg["epochs"])
+        selection(cfg)
+        if cfg["evaluate_best"] and cfg["select"] is None:
+            raise ValueError("training.evaluate_best needs training.select (the validation quantity that picks the best)")
+        if cfg["eval_every"] != "epoch" and not (isinstance(cfg["eval_every"], int) and cfg["eval_every"] > 0):
+            raise ValueError(f"training.eval_every must be a positive number of iterations or 'epoch', got {cfg['eval_every']!r}")
         return {}
 
     for fn in named:
@@ -95,6 +117,8 @@ def training_ingredient(
         for key, value in cfg["loss"].items():
             print(f"  loss.{key} = {value!r}")
         length = f"{cfg['max_iterations']} iterations" if cfg["max_iterations"] is not None else f"{cfg['epochs']} epochs"
+        if cfg["phases"] is not None:
+            length = "phases " + ", ".join(str(dict(p)) for p in cfg["phases"])
         options = ", ".join(f"{k}={v!r}" for k, v in cfg["optimizer_options"].items())
         print(f"{cfg['optimizer']} lr {cfg['lr']} ({options}), batch {cfg['batch_size']}, {length}")
 
@@ -106,13 +130,23 @@ def optimizer_factory(cfg: Mapping[str, Any]) -> OptimizerFactory:
     return OptimizerFactory(cfg["optimizer"], cfg["lr"], dict(cfg["optimizer_options"]))
 
 
-def fit_options(cfg: Mapping[str, Any], n_batches: int) -> dict[str, Any]:
-    """The keyword arguments of ``genlab.training.engines.fit`` a ``training`` config gives, for a
-    training stream of ``n_batches`` batches per epoch."""
+def selection(cfg: Mapping[str, Any]) -> Selection | None:
+    """The best-checkpoint rule of a ``training`` config (None without ``select``)."""
+    if cfg["select"] is None:
+        return None
+    return Selection(cfg["select"], cfg["select_mode"], int(cfg["select_after"]))
+
+
+def fit_options(cfg: Mapping[str, Any], optimizers: Mapping[str, Any]) -> dict[str, Any]:
+    """The keyword arguments of ``genlab.training.engines.fit`` a ``training`` config gives, once the
+    objective's ``optimizers`` exist (schedules are built on them)."""
     return dict(
-        max_iterations=int(cfg["max_iterations"]) if cfg["max_iterations"] is not None else int(cfg["epochs"]) * n_batches,
+        phases=parse_phases(cfg["phases"], iterations=cfg["max_iterations"], epochs=cfg["epochs"]),
+        schedulers=build_schedulers(cfg["scheduler"], optimizers, cfg["scheduler_options"]),
         eval_every=cfg["eval_every"], log_every=cfg["log_every"],
         checkpoint_every=cfg["checkpoint_every"], n_saved=cfg["n_saved"], resume=cfg["resume"],
+        select=selection(cfg), evaluate_best=bool(cfg["evaluate_best"]),
         early_stopping_patience=cfg["early_stopping_patience"],
+        ema_decay=cfg["ema"], evaluate_ema=bool(cfg["evaluate_ema"]),
         progress=sys.stderr.isatty() if cfg["progress"] == "auto" else bool(cfg["progress"]),
     )  # fmt: skip

@@ -1,4 +1,4 @@
-"""Analysis of "The Role of Disentanglement in Generalisation" (disent.md 5) from recorded runs.
+"""Analysis of "The Role of Disentanglement in Generalisation" (docs/disent.md §5) from recorded runs.
 
 Runs are picked by config (``load_runs(source, where=...)``), never by id: the VAE-family runs of
 ``experiments.disent`` and the ground-truth decoders of ``experiments.decoders`` are grouped by
@@ -101,7 +101,7 @@ def results_table(runs: pd.DataFrame) -> pd.DataFrame:
 
 def select_models(table: pd.DataFrame) -> pd.DataFrame:
     """One run per (dataset, condition, variant, model): the most disentangled one, the paper's rule
-    ("for each setting we kept the run with the highest disentanglement", disent.md 5.1), with
+    ("for each setting we kept the run with the highest disentanglement", docs/disent.md §5.1), with
     ``n_runs`` recording how many runs it was chosen from."""
     if table.empty:
         return table.assign(n_runs=[])
@@ -112,7 +112,7 @@ def select_models(table: pd.DataFrame) -> pd.DataFrame:
 
 
 def compare_with_paper(table: pd.DataFrame) -> pd.DataFrame:
-    """genlab's selected runs next to the published values (disent.md 7), where the paper has them."""
+    """genlab's selected runs next to the published values (docs/disent.md §7), where the paper has them."""
     ours = select_models(table)[["dataset", "condition", "variant", "model", "n_runs", "iterations", "train_nll", "test_nll", "disentanglement"]]
     paper = paper_table().rename(columns={"train_nll": "paper_train_nll", "test_nll": "paper_test_nll", "disentanglement": "paper_disentanglement"})
     return ours.merge(paper, on=["dataset", "condition", "variant", "model"], how="inner")

@@ -1,4 +1,4 @@
-"""The published numbers of "The Role of Disentanglement in Generalisation" (disent.md 7).
+"""The published numbers of "The Role of Disentanglement in Generalisation" (docs/disent.md §7).
 
 Saved output of the original's ``notebooks/postproc.ipynb`` (rounded there): posterior-mean Bernoulli
 NLL per image in nats on the training and test (excluded) combinations, and DCI disentanglement on

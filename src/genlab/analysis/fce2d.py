@@ -1,10 +1,10 @@
-"""Analysis of flow contrastive estimation on 2D data (fce.md 4) from recorded runs.
+"""Analysis of flow contrastive estimation on 2D data (docs/fce.md §4) from recorded runs.
 
 Runs of ``experiments.fce2d`` are picked by config (dataset, flow, objective), never by id. For each
 run the model is rebuilt from its config and ``model.pt``, the dataset is redrawn from its recorded
 seed, and densities are evaluated on a grid over [-4, 4]^2: the data (a histogram), the flow's
 exp(log q), the EBM's exp(-f - c) normalised by its learned constant c, and the EBM normalised
-numerically on the grid (fce.md 4.3 plots only the first; the second shows the density's shape when
+numerically on the grid (docs/fce.md §4.3 plots only the first; the second shows the density's shape when
 c is off). Curves: -V with the log 4 reference, the accuracy with the 0.6 threshold, and the
 log-density MSE against the true 8-Gaussian density. Nothing here trains.
 
@@ -32,7 +32,7 @@ from genlab.metrics.density_grid import grid_cell_area, grid_log_density, normal
 from genlab.paths import results_dir, sims_dir
 
 LOG4 = math.log(4.0)
-ORIGINAL_MSE = (0.03, 0.05)  # the reference's plateau on 8gaussians (fce.md 4.2, README curves)
+ORIGINAL_MSE = (0.03, 0.05)  # the reference's plateau on 8gaussians (docs/fce.md §4.2, README curves)
 LIM = 4.0
 GROUP = ["dataset.name", "model.options.flow", "training.objective"]
 

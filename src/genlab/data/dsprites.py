@@ -2,7 +2,7 @@
 
 The real file (``dsprites_ndarray_co1sh3sc6or40x32y32_64x64.npz``, DeepMind's dSprites repository
 on GitHub) cannot be downloaded here, so the dataset can also be rendered from the geometry measured
-on the official GIF frames (``infra/datasets.md`` 2.1). Either way the images are kept as packed
+on the official GIF frames (docs/disent.md §1.1). Either way the images are kept as packed
 bits (8 pixels a byte, ``np.packbits`` over the flattened 64x64 image, MSB first): the full dataset
 takes 377 MB instead of 3 GB, and neither the reader nor the writer ever holds the 3 GB array.
 
@@ -52,7 +52,7 @@ FILE = DataFile(
     alternative="use dataset.source=generated to render dSprites offline instead (cached after the first build)",
 )
 
-# --- geometry of datasets.md 2.1 (64-px canvas, pixel i covers [i, i+1), on iff its centre is inside)
+# --- geometry of docs/disent.md §1.1 (64-px canvas, pixel i covers [i, i+1), on iff its centre is inside)
 ANCHOR_OFFSET, ANCHOR_SPAN = 16.0, 32.0  # anchor centre = 16 + 32 * p
 SQUARE_HALF = 19.2 / 2  # half side at scale 1
 ELLIPSE_A, ELLIPSE_B = 12.76, 7.22  # semi-axes at scale 1 (horizontal at orientation 0)
@@ -143,7 +143,7 @@ def render(classes: np.ndarray, *, posx_to_columns: bool = True, chunk: int = 51
     """Render dSprites images of (N, 5) class indices (shape, scale, orientation, posX, posY).
 
     Returns (N, 512) uint8: each 64x64 binary image flattened row-major and packed MSB first, i.e.
-    ``np.packbits(img.reshape(N, -1), axis=1)``. Geometry of ``infra/datasets.md`` 2.1: anchor at
+    ``np.packbits(img.reshape(N, -1), axis=1)``. Geometry of docs/disent.md §1.1: anchor at
     ``16 + 32 p``; posX moves the sprite along columns and posY along rows (downward) unless
     ``posx_to_columns`` is false, which swaps the two.
     """
@@ -192,7 +192,7 @@ KEYS = ("imgs", "latents_values", "latents_classes", "metadata")
 
 
 def metadata() -> dict:
-    """The ``metadata`` dict of the real file's format (datasets.md 3.4), for files genlab writes."""
+    """The ``metadata`` dict of the real file's format (docs/disent.md §1.1), for files genlab writes."""
     possible = {
         "color": np.array([1.0]),
         **{name: np.array(vals, dtype=np.float64) for name, vals in zip(GRID.names, GRID.values)},
@@ -278,7 +278,7 @@ def read_npz(
         if n and ((classes < 0).any() or (classes >= sizes).any()):
             raise _bad(path, f"'latents_classes' out of range; factor sizes are {dict(zip(GRID.names, GRID.sizes))}")
         if n and any(np.abs(values[:, k] - GRID.values[k][classes[:, k]]).max() > 1e-3 for k in range(5)):
-            raise _bad(path, "'latents_values' do not match 'latents_classes' (factor values of datasets.md 2.1)")
+            raise _bad(path, "'latents_values' do not match 'latents_classes' (factor values of docs/disent.md §1.1)")
 
         keep = np.ones(n, dtype=bool)
         if strides is not None:
@@ -326,7 +326,7 @@ def write_npz(
     chunk: int = 4096,
     compresslevel: int | None = None,
 ) -> Path:
-    """Write images in the real dSprites npz format (datasets.md 3.4), chunk by chunk.
+    """Write images in the real dSprites npz format (docs/disent.md §1.1), chunk by chunk.
 
     ``packed`` (N, 512) uint8 packed bits; ``classes`` (N, 5) int and ``values`` (N, 5) float without
     the colour column, which is re-added (class 0, value 1). Keys ``imgs`` (N, 64, 64) uint8 0/1,

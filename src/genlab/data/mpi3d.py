@@ -2,7 +2,7 @@
 stand-in for smoke runs.
 
 The files ``mpi3d_{toy,realistic,real}.npz`` (repository rr-learning/disentanglement_dataset;
-``infra/datasets.md`` 2.3 and 3.6) hold a single array ``images`` uint8 (N, 64, 64, 3) RGB,
+docs/disent.md §1.3) hold a single array ``images`` uint8 (N, 64, 64, 3) RGB,
 height-width-channel, and **no labels**: the factor classes come from the row order alone, the last
 factor varying fastest, over the factor sizes of the release (config ``factor_sizes``; the current
 release has 6, 6, 2, 3, 3, 40, 40 = 1,036,800 images, early releases 4, 4, 2, 3, 3, 40, 40 =
@@ -13,7 +13,7 @@ hexagonal, pyramid, sphere), object_size (small, large), camera_height (top, cen
 background_color (purple, sea green, salmon), horizontal_axis (0..39), vertical_axis (0..39). The
 files store no factor values, so the values are the class indices (as floats); whatever consumes
 values (a ground-truth decoder) normalises them. (The original multiplied the index by the factor
-size, disent.md 1.3; not reproduced.)
+size, docs/disent.md §1.3; not reproduced.)
 
 Memory: a file is 12.7 GB of pixels and is never read into RAM as a whole. ``np.savez`` stores the
 ``images.npy`` member uncompressed (ZIP_STORED): it is then memory-mapped in place, at the member's

@@ -1,7 +1,7 @@
 """3DShapes (DeepMind): a reader of the real ``3dshapes.h5`` and a synthetic stand-in for smoke runs.
 
 The real file (``3dshapes.h5``, repository google-deepmind/3d-shapes, GCS bucket ``3d-shapes``;
-``infra/datasets.md`` 2.2 and 3.5) is an HDF5 file with two root datasets: ``images`` uint8
+docs/disent.md §1.2) is an HDF5 file with two root datasets: ``images`` uint8
 (480000, 64, 64, 3) RGB, height-width-channel, and ``labels`` float64 (480000, 6), the factor values
 of each image in the columns floor_hue, wall_hue, object_hue, scale, shape, orientation. The scenes
 were rendered with MuJoCo and cannot be re-rendered here.
@@ -91,7 +91,7 @@ def classes_from_labels(labels: np.ndarray, path: Path | str = "labels") -> np.n
             raise _bad(
                 Path(path),
                 f"'labels' column {k} ({GRID.names[k]}) has value {float(col[row])!r} in row {row}, "
-                f"not on the factor grid {np.round(grid_values, 4).tolist()} (datasets.md 2.2); "
+                f"not on the factor grid {np.round(grid_values, 4).tolist()} (docs/disent.md §1.2); "
                 f"{int(bad.sum())} row(s) off the grid",
             )
         classes[:, k] = idx

@@ -1,6 +1,6 @@
 """Generalisation splits: factor combinations held out of training (Montero et al., ICLR 2021).
 
-Fact sheet ``reference/disent.md`` 1.4. A split is selected by ``(dataset, condition, variant)``:
+See docs/disent.md §1.4. A split is selected by ``(dataset, condition, variant)``:
 conditions ``extrp`` (a range of one factor is never seen), ``recomb2range`` (a value of one factor
 is never seen together with a range of another) and ``recomb2element`` (one combination across all
 factors is never seen). A split function takes ``(values, classes)``, both (N, K) with columns in
@@ -111,7 +111,7 @@ def split_masks(
 
 # ------------------------------------------------------------------------------------------------
 # dSprites: columns shape (value 1 square, 2 ellipse, 3 heart; class 0/1/2), scale, orientation,
-# posX, posY. Counts on the full 737,280-image grid, as in disent.md 1.4.
+# posX, posY. Counts on the full 737,280-image grid, as in docs/disent.md §1.4.
 # ------------------------------------------------------------------------------------------------
 
 DSPRITES_SHAPE, DSPRITES_SCALE, DSPRITES_ORIENT, DSPRITES_POSX, DSPRITES_POSY = range(5)
@@ -119,7 +119,7 @@ DSPRITES_SHAPE, DSPRITES_SCALE, DSPRITES_ORIENT, DSPRITES_POSX, DSPRITES_POSY = 
 
 @register_split("dsprites", "extrp", "blank_side", default=True, n_factors=5)
 def dsprites_blank_side(values: np.ndarray, classes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Extrapolation: the right half of the canvas is never seen (disent.md 1.4, ``blank_side``).
+    """Extrapolation: the right half of the canvas is never seen (docs/disent.md §1.4, ``blank_side``).
 
     Test: posX > 0.5 (the 16 x positions 0.516..1). Train: posX < 0.5. No posX value equals 0.5, so
     train = ~test. Full grid: 368,640 train / 368,640 test.
@@ -130,7 +130,7 @@ def dsprites_blank_side(values: np.ndarray, classes: np.ndarray) -> tuple[np.nda
 
 @register_split("dsprites", "recomb2range", "shape2tx", default=True)
 def dsprites_shape2tx(values: np.ndarray, classes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Recombination to range: squares are never seen on the right half (disent.md 1.4, ``shape2tx``).
+    """Recombination to range: squares are never seen on the right half (docs/disent.md §1.4, ``shape2tx``).
 
     Test: shape **value** 1 (square) and posX > 0.5. Train: every other image (train = ~test).
     Full grid: 614,400 train / 122,880 test. (The original tests the shape by value here but by class
@@ -144,7 +144,7 @@ def dsprites_shape2tx(values: np.ndarray, classes: np.ndarray) -> tuple[np.ndarr
 
 @register_split("dsprites", "recomb2element", "leave1out", default=True)
 def dsprites_leave1out(values: np.ndarray, classes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Recombination to element: one corner of the factor space is never seen (disent.md 1.4, ``leave1out``).
+    """Recombination to element: one corner of the factor space is never seen (docs/disent.md §1.4, ``leave1out``).
 
     Test: shape **class** 1 (ellipse) and scale > 0.6 (0.7..1.0, 4 values) and 2*pi/3 < orientation
     < 4*pi/3 (classes 14..25, 12 values: 120-240 degrees, both ends excluded) and posX > 0.66 and
@@ -172,7 +172,7 @@ def dsprites_leave1out(values: np.ndarray, classes: np.ndarray) -> tuple[np.ndar
 # ------------------------------------------------------------------------------------------------
 # 3DShapes: columns floor_hue, wall_hue, object_hue (0.0..0.9), scale (0.75..1.25, 8 values), shape
 # (0 cube, 1 cylinder, 2 sphere, 3 pill), orientation (-30..30, 15 values): the file's values.
-# Counts on the full 480,000-image grid, as in disent.md 1.4.
+# Counts on the full 480,000-image grid, as in docs/disent.md §1.4.
 # ------------------------------------------------------------------------------------------------
 
 SHAPES3D_FHUE, SHAPES3D_WHUE, SHAPES3D_OHUE, SHAPES3D_SCALE, SHAPES3D_SHAPE, SHAPES3D_ORIENT = range(6)
@@ -184,7 +184,7 @@ def _is(column: np.ndarray, value: float) -> np.ndarray:
 
 @register_split("shapes3d", "extrp", "fhue_gt50", default=True, n_factors=6)
 def shapes3d_fhue_gt50(values: np.ndarray, classes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Extrapolation: the upper floor hues are never seen (disent.md 1.4, ``fhue_gt50``).
+    """Extrapolation: the upper floor hues are never seen (docs/disent.md §1.4, ``fhue_gt50``).
 
     Test: floor_hue >= 0.5 (0.5..0.9, 5 hues). Train: floor_hue < 0.5 (train = ~test).
     Full grid: 240,000 train / 240,000 test.
@@ -195,7 +195,7 @@ def shapes3d_fhue_gt50(values: np.ndarray, classes: np.ndarray) -> tuple[np.ndar
 
 @register_split("shapes3d", "recomb2range", "shape2ohue", default=True)
 def shapes3d_shape2ohue(values: np.ndarray, classes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Recombination to range: pills are never seen in the upper object hues (disent.md 1.4,
+    """Recombination to range: pills are never seen in the upper object hues (docs/disent.md §1.4,
     ``shape2ohue``, the variant of the paper's analysis).
 
     Test: shape 3 (pill) and object_hue >= 0.5. Train: every other image (train = ~test).
@@ -207,7 +207,7 @@ def shapes3d_shape2ohue(values: np.ndarray, classes: np.ndarray) -> tuple[np.nda
 
 @register_split("shapes3d", "recomb2range", "shape2fhue")
 def shapes3d_shape2fhue(values: np.ndarray, classes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Recombination to range: pills are never seen on the upper floor hues (disent.md 1.4, ``shape2fhue``).
+    """Recombination to range: pills are never seen on the upper floor hues (docs/disent.md §1.4, ``shape2fhue``).
 
     Test: shape 3 (pill) and floor_hue >= 0.5. Train: every other image (train = ~test).
     Full grid: 420,000 train / 60,000 test.
@@ -238,7 +238,7 @@ def shapes3d_ohue_whue2fhue(values: np.ndarray, classes: np.ndarray) -> tuple[np
 
 @register_split("shapes3d", "recomb2range", "ohue+whue2fhue_original")
 def shapes3d_ohue_whue2fhue_original(values: np.ndarray, classes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The original's ``ohue+whue2fhue`` mask (disent.md 1.4): floor hue is **not** involved.
+    """The original's ``ohue+whue2fhue`` mask (docs/disent.md §1.4): floor hue is **not** involved.
 
     Test: object_hue >= 0.8 and wall_hue <= 0.2, on every floor hue. Train: every other image
     (train = ~test). Full grid: 451,200 train / 28,800 test. (The default ``ohue+whue2fhue`` adds
@@ -250,7 +250,7 @@ def shapes3d_ohue_whue2fhue_original(values: np.ndarray, classes: np.ndarray) ->
 
 @register_split("shapes3d", "recomb2element", "leave1out", default=True)
 def shapes3d_leave1out(values: np.ndarray, classes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Recombination to element: one corner of the factor space is never seen (disent.md 1.4, ``leave1out``).
+    """Recombination to element: one corner of the factor space is never seen (docs/disent.md §1.4, ``leave1out``).
 
     Test: object, wall and floor hue all >= 0.8 (0.8, 0.9) and scale >= 1.1 (the 3 largest:
     1.107, 1.179, 1.25) and shape 1 (cylinder) and orientation > 20 degrees (21.4, 25.7, 30).
@@ -270,7 +270,7 @@ def shapes3d_leave1out(values: np.ndarray, classes: np.ndarray) -> tuple[np.ndar
 # ------------------------------------------------------------------------------------------------
 # MPI3D: columns object_color, object_shape, object_size, camera_height, background_color,
 # horizontal_axis, vertical_axis; the files store no values, so the splits test class indices.
-# Counts on the full 1,036,800-image grid (6, 6, 2, 3, 3, 40, 40), as in disent.md 1.4.
+# Counts on the full 1,036,800-image grid (6, 6, 2, 3, 3, 40, 40), as in docs/disent.md §1.4.
 # ------------------------------------------------------------------------------------------------
 
 MPI3D_COLOR, MPI3D_SHAPE, MPI3D_SIZE, MPI3D_CAMH, MPI3D_BKG, MPI3D_HX, MPI3D_VX = range(7)
@@ -292,7 +292,7 @@ def mpi3d_horz_gt20(values: np.ndarray, classes: np.ndarray) -> tuple[np.ndarray
 
 @register_split("mpi3d", "extrp", "horz_gt20_original")
 def mpi3d_horz_gt20_original(values: np.ndarray, classes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The original's ``horz_gt20`` masks (disent.md 1.4): test hx > 20, train hx < 20.
+    """The original's ``horz_gt20`` masks (docs/disent.md §1.4): test hx > 20, train hx < 20.
 
     Position hx == 20 (25,920 images) is in **neither** side. Full grid: 518,400 train / 492,480
     test. (The default ``horz_gt20`` trains on hx <= 20: 544,320 / 492,480.)
@@ -303,7 +303,7 @@ def mpi3d_horz_gt20_original(values: np.ndarray, classes: np.ndarray) -> tuple[n
 
 @register_split("mpi3d", "extrp", "objc_gt3")
 def mpi3d_objc_gt3(values: np.ndarray, classes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Extrapolation: the last two object colours (brown, olive) are never seen (disent.md 1.4, ``objc_gt3``).
+    """Extrapolation: the last two object colours (brown, olive) are never seen (docs/disent.md §1.4, ``objc_gt3``).
 
     Test: object_color > 3. Train: object_color <= 3 (train = ~test). Full grid: 691,200 train /
     345,600 test.
@@ -315,7 +315,7 @@ def mpi3d_objc_gt3(values: np.ndarray, classes: np.ndarray) -> tuple[np.ndarray,
 @register_split("mpi3d", "recomb2range", "cyl2horz", default=True)
 def mpi3d_cyl2horz(values: np.ndarray, classes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Recombination to range: cylinders are never seen on the first half of the horizontal axis
-    (disent.md 1.4, ``cyl2horz``).
+    (docs/disent.md §1.4, ``cyl2horz``).
 
     Test: horizontal_axis < 20 and object_shape 2 (cylinder). Train: every other image
     (train = ~test). Full grid: 950,400 train / 86,400 test.
@@ -327,7 +327,7 @@ def mpi3d_cyl2horz(values: np.ndarray, classes: np.ndarray) -> tuple[np.ndarray,
 @register_split("mpi3d", "recomb2range", "objc2horz")
 def mpi3d_objc2horz(values: np.ndarray, classes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Recombination to range: red objects are never seen on the first half of the horizontal axis
-    (disent.md 1.4, ``objc2horz``).
+    (docs/disent.md §1.4, ``objc2horz``).
 
     Test: horizontal_axis < 20 and object_color 2 (red). Train: every other image (train = ~test).
     Full grid: 950,400 train / 86,400 test.
@@ -338,7 +338,7 @@ def mpi3d_objc2horz(values: np.ndarray, classes: np.ndarray) -> tuple[np.ndarray
 
 @register_split("mpi3d", "recomb2element", "leave1out", default=True)
 def mpi3d_leave1out(values: np.ndarray, classes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Recombination to element: one combination of every factor is never seen (disent.md 1.4, ``leave1out``).
+    """Recombination to element: one combination of every factor is never seen (docs/disent.md §1.4, ``leave1out``).
 
     Test: object_color 5 (olive) and object_shape 2 (cylinder) and object_size 1 (large) and
     camera_height 1 (center) and background_color 1 (sea green) and horizontal_axis > 35 and

@@ -1,7 +1,7 @@
-"""The six 2D toy datasets of FCE (fce.md section 1), generated on the training device from a seed.
+"""The six 2D toy datasets of FCE (docs/fce.md §1), generated on the training device from a seed.
 
 Each generator follows the recipe of ``util.sample_2d_data`` in lifeitech/fce-2d (the FFJORD toy
-recipes with the repo's own changes, fce.md 1), vectorised in torch. Every random number is drawn
+recipes with the repo's own changes, docs/fce.md §1), vectorised in torch. Every random number is drawn
 from an explicit ``torch.Generator`` living on the output device, so a dataset is a pure function
 of (name, n, seed, device type). The original drew from the global torch RNG (numpy for pinwheel,
 unseeded), so its exact points cannot be reproduced anyway; the same seed gives different points
@@ -9,11 +9,11 @@ on CPU and on CUDA, because the two generators are different algorithms.
 
 Each is registered in ``genlab.data.DATASETS`` under the original's ``--dataset`` name, as a dataset
 of kind ``points``. ``load_toy2d`` is what its builder calls: a training set (N = 500,000 in the
-original, drawn once, fce.md 7) and a fixed held-out evaluation sample drawn with a derived seed,
+original, drawn once, docs/fce.md §7) and a fixed held-out evaluation sample drawn with a derived seed,
 both resident on the device as ``Points``.
 
 Only 8gaussians has a closed-form density (``LOG_DENSITIES``); the original scored every dataset
-against it (fce.md 6, point 10), which is meaningless for the others.
+against it (docs/fce.md §6 item 10), which is meaningless for the others.
 """
 
 from __future__ import annotations
@@ -215,7 +215,7 @@ _LOG_NORMAL_CONST = math.log(4.0 / math.pi)  # log N(mu; mu, I/8) in 2D = -log(2
 
 
 def eight_gaussians_log_density(x: Tensor) -> Tensor:
-    """(B,) log p_true(x) = -log 8 + logsumexp_k [log(4/pi) - 4 ||x - mu_k||^2] (fce.md 1,
+    """(B,) log p_true(x) = -log 8 + logsumexp_k [log(4/pi) - 4 ||x - mu_k||^2] (docs/fce.md §1,
     ``util.MixedGaussian``): the equal-weight mixture of N(mu_k, I/8), mu_k = 2 sqrt(2) c_k."""
     d2 = (x.unsqueeze(-2) - _eight_means(x.device, x.dtype)).square().sum(-1)
     return torch.logsumexp(-4.0 * d2, dim=-1) + (_LOG_NORMAL_CONST - math.log(8.0))
@@ -285,7 +285,7 @@ def load_toy2d(name: str, n_train: int, n_eval: int, seed: int, device: Device =
     so a metric on it is measured on points that are not the training set) on ``device``.
 
     The data generator is separate from the global RNG, so seeding the models with
-    ``torch.manual_seed`` does not change the data (unlike the original, fce.md 3.4).
+    ``torch.manual_seed`` does not change the data (unlike the original, docs/fce.md §3.4).
     """
     generate = recipe(name)
     n_train = _count(n_train, "n_train")

@@ -1,4 +1,4 @@
-"""Triplets for the composition task of "The Role of Disentanglement in Generalisation" (disent.md 2.4).
+"""Triplets for the composition task of "The Role of Disentanglement in Generalisation" (docs/disent.md §2.4).
 
 A triplet is (reference, transform, target) with an action ``one_hot(d, K)`` naming a factor d:
 - the target equals the reference on every factor except d, and differs on d;
@@ -188,7 +188,7 @@ class TripletBatches:
     """Training batches of triplets within one split, for ``genlab.training.engines.fit``.
 
     An "epoch" is ``n_samples // batch_size`` batches (the original fixed it at 10,000 examples,
-    disent.md 2.4). Batch i is drawn from a generator seeded by (seed, i), so batches are a pure
+    docs/disent.md §2.4). Batch i is drawn from a generator seeded by (seed, i), so batches are a pure
     function of (seed, iteration): bound to a trainer, the iterator starts wherever the trainer's
     iteration counter stands and a resumed run continues exactly.
     """

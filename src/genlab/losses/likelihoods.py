@@ -11,7 +11,7 @@ def bernoulli_nll(logits: torch.Tensor, x: torch.Tensor, reduction: str = "mean"
 
     Summed over all pixels of an image; ``reduction="mean"`` averages over the batch, ``"none"``
     returns one value per image. Targets in [0, 1] that are not binary (RGB data) are used as soft
-    labels, as in the disent original (disent.md 3), so the NLL has a positive floor there.
+    labels, as in the disent original (docs/disent.md §3), so the NLL has a positive floor there.
     """
     per_image = F.binary_cross_entropy_with_logits(logits, x, reduction="none").flatten(1).sum(1)
     return per_image.mean() if reduction == "mean" else per_image

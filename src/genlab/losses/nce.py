@@ -1,4 +1,4 @@
-"""The flow contrastive estimation value function and classification accuracy (fce.md 3.1, 3.3).
+"""The flow contrastive estimation value function and classification accuracy (docs/fce.md §3.1, §3.3).
 
 FCE is NCE with a flow q_alpha as the noise distribution. The EBM p_theta and the flow play a
 two-player game on V: the EBM step minimises -V (logistic regression of data against flow samples),
@@ -23,7 +23,7 @@ def _check_pairs(log_p_data: Tensor, log_q_data: Tensor, log_p_noise: Tensor, lo
 
 
 def fce_value(log_p_data: Tensor, log_q_data: Tensor, log_p_noise: Tensor, log_q_noise: Tensor) -> Tensor:
-    """V-hat(alpha, theta) of fce.md 3.1, a scalar:
+    """V-hat(alpha, theta) of docs/fce.md §3.1, a scalar:
 
         V = mean_i [log p(x_i) - LSE(log p(x_i), log q(x_i))]
           + mean_j [log q(x~_j) - LSE(log p(x~_j), log q(x~_j))]
@@ -43,7 +43,7 @@ def fce_value(log_p_data: Tensor, log_q_data: Tensor, log_p_noise: Tensor, log_q
 
 
 def fce_accuracy(log_p_data: Tensor, log_q_data: Tensor, log_p_noise: Tensor, log_q_noise: Tensor) -> Tensor:
-    """Fraction of data and noise points the EBM-vs-flow classifier gets right (fce.md 3.3), a scalar.
+    """Fraction of data and noise points the EBM-vs-flow classifier gets right (docs/fce.md §3.3), a scalar.
 
     A data point counts as correct when log p - log q >= 0 and a flow sample when log q - log p > 0
     (strict), the original's tie rule: when p >> q everywhere (the EBM at initialisation) or p == q,

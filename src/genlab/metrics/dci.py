@@ -6,7 +6,7 @@ the magnitudes of its weights form the importance matrix ``R`` (D latents x K fa
 scores are entropies of R's rows and columns and the regressors' prediction quality.
 
 This follows the DCI used by Montero et al. (ICLR 2021, "The Role of Disentanglement in
-Generalisation"; disent.md section 5.2), which itself follows Eastwood & Williams' reference code:
+Generalisation"; docs/disent.md §5.2), which itself follows Eastwood & Williams' reference code:
 
 * codes are centred (not scaled); factor values are standardised per factor;
 * each factor gets a Lasso regression with alpha = 0.02, ``R[:, k] = |coef|``. The reference code

@@ -1,10 +1,10 @@
-"""Log densities evaluated on a square grid, for density plots of 2D models (fce.md 4.3).
+"""Log densities evaluated on a square grid, for density plots of 2D models (docs/fce.md §4.3).
 
 The repo plots exp(log q) and exp(-f - c) on linspace(-4, 4, 1000)^2 ('ij' meshgrid) without any
 renormalisation, so the EBM's picture depends on its learned c. ``normalise_on_grid`` is the
 optional numerical renormalisation, for comparing shapes when the learned normaliser is off.
 Results come back on the CPU, ready for plotting (the repo's ``util.plot`` called ``.numpy()`` on
-CUDA tensors, fce.md 6, point 12).
+CUDA tensors, docs/fce.md §6 item 12).
 """
 
 from __future__ import annotations

@@ -31,7 +31,7 @@ def codes_of(encode: Encode, data: FactorImages, batch_size: int = 512) -> torch
 
 
 def posterior_means(model, data: FactorImages, batch_size: int = 512) -> torch.Tensor:
-    """(N, D) posterior means mu(x) of every image, the representation DCI is measured on (disent.md 5.2)."""
+    """(N, D) posterior means mu(x) of every image, the representation DCI is measured on (docs/disent.md §5.2)."""
     model.eval()
     return codes_of(lambda x: model.encode(x)[0], data, batch_size)
 
@@ -46,7 +46,7 @@ def disentanglement_scores(
     batch_size: int = 512,
     seed: int = 2,
 ) -> tuple[dict[str, float], dict[str, Any]]:
-    """DCI (the paper's measure, disent.md 5.2), MIG and the FactorVAE score of ``encode`` on ``data``
+    """DCI (the paper's measure, docs/disent.md §5.2), MIG and the FactorVAE score of ``encode`` on ``data``
     (a training split). DCI and MIG see ``samples`` random images (all when None); the FactorVAE score
     draws its own votes from ``data``. Returns the flat scores and ``{"dci_R": R}``."""
     from genlab.metrics.dci import dci

@@ -1,4 +1,4 @@
-"""Named Gaussian-VAE architectures of the disent paper (reference notes ``disent.md`` section 2.2).
+"""Named Gaussian-VAE architectures of the disent paper (docs/disent.md §2.2).
 
 Each entry is a function ``(input_shape, latent_size) -> (encoder_spec, decoder_spec or None)`` in the
 layer-spec language of :mod:`genlab.models.layers`. The encoder spec stops before the latent layer
@@ -33,7 +33,7 @@ def _kim_convs() -> Spec:
 def kim(input_shape: Sequence[int], latent_size: int) -> tuple[Spec, None]:
     """Kim & Mnih (2018), "Disentangling by Factorising" (FactorVAE), appendix architecture.
 
-    disent.md 2.2 ``kim``: conv 32-4-2-1, 32, 64, 64 (ReLU) -> flatten 1024 -> FC 256 ReLU -> FC 2L.
+    docs/disent.md §2.2 ``kim``: conv 32-4-2-1, 32, 64, 64 (ReLU) -> flatten 1024 -> FC 256 ReLU -> FC 2L.
     Decoder: the transpose (FC 256 ReLU -> FC 1024 -> 64x4x4 -> ReLU -> tconv 64, 32, 32, C). The
     paper's choice for 3DShapes, MPI3D and dSprites-FactorVAE. The FC width (256) is the disent
     config's; as far as we recall, Kim & Mnih's own dSprites table has 128 there (compare ``mathieu``).
@@ -45,7 +45,7 @@ def kim(input_shape: Sequence[int], latent_size: int) -> tuple[Spec, None]:
 def burgess(input_shape: Sequence[int], latent_size: int) -> tuple[Spec, None]:
     """Burgess et al. (2018), "Understanding disentangling in beta-VAE", appendix architecture.
 
-    disent.md 2.2 ``burgess``: 4x conv 32-4-2-1 (ReLU) -> flatten 512 -> FC 256 -> FC 256 -> FC 2L.
+    docs/disent.md §2.2 ``burgess``: 4x conv 32-4-2-1 (ReLU) -> flatten 512 -> FC 256 -> FC 256 -> FC 2L.
     Decoder: the transpose (FC 256, FC 256, FC 512, 32x4x4, 3x tconv 32, tconv C).
     """
     spec: Spec = []
@@ -58,7 +58,7 @@ def burgess(input_shape: Sequence[int], latent_size: int) -> tuple[Spec, None]:
 def burgess_v2(input_shape: Sequence[int], latent_size: int) -> tuple[Spec, None]:
     """Burgess et al. (2018)'s two FC-256 layers on Kim & Mnih (2018)'s convolutions.
 
-    disent.md 2.2 ``burgess_v2`` (dSprites beta-VAE runs): as ``kim`` plus a second FC 256.
+    docs/disent.md §2.2 ``burgess_v2`` (dSprites beta-VAE runs): as ``kim`` plus a second FC 256.
     Decoder: the transpose (FC 256, FC 256, FC 1024, 64x4x4, tconv 64, 32, 32, C).
     """
     return _kim_convs() + [("linear", 256), ("relu",), ("linear", 256), ("relu",)], None
@@ -68,7 +68,7 @@ def burgess_v2(input_shape: Sequence[int], latent_size: int) -> tuple[Spec, None
 def mathieu(input_shape: Sequence[int], latent_size: int) -> tuple[Spec, Spec]:
     """Mathieu et al. (2019), "Disentangling Disentanglement in Variational Autoencoders".
 
-    disent.md 2.2 ``mathieu``: as ``kim`` with a 128-unit FC layer; explicit decoder FC 128 ReLU ->
+    docs/disent.md §2.2 ``mathieu``: as ``kim`` with a 128-unit FC layer; explicit decoder FC 128 ReLU ->
     FC 1024 ReLU -> 64x4x4 -> tconv 64, 32, 32 (ReLU) -> tconv C. Fixed here: the original's last
     tconv had 1 channel whatever the image; it is the image's channel count (``-1``).
     """
@@ -83,7 +83,7 @@ def mathieu(input_shape: Sequence[int], latent_size: int) -> tuple[Spec, Spec]:
 def higgins(input_shape: Sequence[int], latent_size: int) -> tuple[Spec, Spec]:
     """Higgins et al. (2017), "beta-VAE: Learning basic visual concepts...", dSprites MLP.
 
-    disent.md 2.2 ``higgins``: FC 1200 ReLU -> FC 1200 ReLU -> FC 2L; decoder FC 1200 tanh x3 ->
+    docs/disent.md §2.2 ``higgins``: FC 1200 ReLU -> FC 1200 ReLU -> FC 2L; decoder FC 1200 tanh x3 ->
     FC C*H*W. Fixed here: the original fed (C, 64, 64) images to the first Linear, which then saw only
     the last dimension; the encoder flattens first and the decoder unflattens to the image shape.
     """

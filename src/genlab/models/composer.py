@@ -1,4 +1,4 @@
-"""The composer of "The Role of Disentanglement in Generalisation" (disent.md 2.4).
+"""The composer of "The Role of Disentanglement in Generalisation" (docs/disent.md §2.4).
 
 A Gaussian VAE whose shared encoder codes a reference and a transform image, a *mixer* that combines
 the two codes under a one-hot action naming a factor, and the VAE's decoder rendering the mixed code
@@ -7,7 +7,7 @@ the two codes under a one-hot action naming a factor, and the VAE's decoder rend
 
 Mixers are registered by name in ``MIXERS`` (``model.mixer`` on the command line); each is built as
 ``cls(latent_size, n_actions)`` and called as ``mixer(z_ref, z_trans, action)``. They keep PyTorch's
-default initialisation, as the original's did; only the VAE is Kaiming-initialised (disent.md 2.2).
+default initialisation, as the original's did; only the VAE is Kaiming-initialised (docs/disent.md §2.2).
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ MIXERS: Registry[type[nn.Module]] = Registry("mixer")
 @MIXERS.register("linear")
 class LinearMixer(nn.Module):
     """z_out = A [z_ref; action] + B [z_trans; action], two ``Linear(L + n_actions -> L)`` with biases:
-    the original's ``LinearMixer``, the only mixer whose results it reported (disent.md 2.4)."""
+    the original's ``LinearMixer``, the only mixer whose results it reported (docs/disent.md §2.4)."""
 
     def __init__(self, latent_size: int, n_actions: int):
         super().__init__()
@@ -47,7 +47,7 @@ class InterpolationMixer(nn.Module):
     The gate sees both codes and the action, so it can pick, per latent dimension, which image that
     dimension is copied from for the named factor (a disentangled code needs only the action; an
     entangled one may need the codes too). The original had a sigmoid-gated ``InterpolationMixer``
-    whose inputs are not recorded in the reference notes; this is our reading.
+    whose inputs are not documented (docs/disent.md §2.4); this is our reading.
     """
 
     def __init__(self, latent_size: int, n_actions: int):

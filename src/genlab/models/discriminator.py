@@ -1,4 +1,4 @@
-"""FactorVAE's total-correlation discriminator (Kim & Mnih 2018; reference notes ``disent.md`` section 3).
+"""FactorVAE's total-correlation discriminator (Kim & Mnih 2018; docs/disent.md §3).
 
 An MLP from a latent code to two logits: "sample of q(z)" (class 0) against "sample of the product of
 its marginals" (class 1, a per-dimension permutation of a batch). The disent original hard-coded an

@@ -1,4 +1,4 @@
-"""The 2D energy-based model of FCE (fce.md 2.1, 7): log p_theta(x) = -f_theta(x) - log_z.
+"""The 2D energy-based model of FCE (docs/fce.md §2.1, §7): log p_theta(x) = -f_theta(x) - log_z.
 
 f_theta is the repo's MLP 2 -> 128 -> 128 -> 1 with LeakyReLU(0.2) and PyTorch's default Linear
 initialisation; ``log_z`` is the learnable scalar c of ``ebm.py``, initialised to 1.0. 17,026
@@ -17,10 +17,10 @@ class EnergyMLP(nn.Module):
 
     Nothing forces p_theta to integrate to 1: it is normalised only as far as training has made it.
 
-    ``log_z`` plays the role of log Z in the NCE/FCE objective (fce.md 3.1), which fits it together
+    ``log_z`` plays the role of log Z in the NCE/FCE objective (docs/fce.md §3.1), which fits it together
     with f. It is redundant with the bias of the last Linear layer (both add a constant to the
     energy), so the learned normalisation is shared between the two: read -f - log_z as a whole,
-    never ``log_z`` alone as log Z (fce.md 6, point 7).
+    never ``log_z`` alone as log Z (docs/fce.md §6 item 7).
     """
 
     def __init__(self, dim: int = 2, hidden: int = 128, negative_slope: float = 0.2, log_z_init: float = 1.0):

@@ -1,4 +1,4 @@
-"""The pair of explicit densities that flow contrastive estimation trains (fce.md 2, 3).
+"""The pair of explicit densities that flow contrastive estimation trains (docs/fce.md §2, §3).
 
 ``EnergyFlow`` holds the EBM p_theta (``genlab.models.ebm.EnergyMLP``) and the flow q_alpha
 (``genlab.models.flows``) as one module, so one ``model.pt`` and one checkpoint entry hold both. The

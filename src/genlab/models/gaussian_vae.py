@@ -1,4 +1,4 @@
-"""Gaussian-latent VAE (the disent paper's "LGM", reference notes ``disent.md`` section 2.2).
+"""Gaussian-latent VAE (the disent paper's "LGM", docs/disent.md §2.2).
 
 The encoder maps an image to ``2 * latent_size`` numbers split into (mu, log sigma^2); the decoder
 maps a latent code to Bernoulli **logits** of the image's shape (no final sigmoid: losses use
@@ -21,7 +21,7 @@ from genlab.models.registry import register_model
 def kaiming_init_(module: nn.Module) -> nn.Module:
     """Kaiming-uniform (ReLU gain) weights on every Linear / Conv / ConvTranspose, as the original.
 
-    Applied to all of them, including layers followed by tanh and the output layers (disent.md 2.2);
+    Applied to all of them, including layers followed by tanh and the output layers (docs/disent.md §2.2);
     biases keep PyTorch's default initialisation.
     """
     for m in module.modules():
@@ -97,7 +97,7 @@ class GaussianVAE(nn.Module):
         return self.decoder(z)
 
     def reparameterize(self, mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
-        """A sample of q(z|x) in training mode, the posterior mean in eval mode (disent.md 2.2)."""
+        """A sample of q(z|x) in training mode, the posterior mean in eval mode (docs/disent.md §2.2)."""
         if not self.training:
             return mu
         return mu + torch.randn_like(mu) * torch.exp(0.5 * logvar)

@@ -1,14 +1,14 @@
-"""The ground-truth decoder of the disent paper (disent.md 2.3): true factor values -> image.
+"""The ground-truth decoder of the disent paper (docs/disent.md §2.3): true factor values -> image.
 
 A decoder that is handed the generative factors themselves is perfectly disentangled by
 construction; how well it renders held-out combinations separates the decoder's ability to
 generalise from the encoder's. The input is the factor vector, normalised to [0, 1] over the
 dataset's factor grid ((v - min) / (max - min)); the original fed the raw values (dSprites
 orientation up to 6.28 rad, 3DShapes orientation -30..30) and, for MPI3D, the class index multiplied
-by the factor's size (disent.md 1.3, 8.8): ``inputs="original"`` reproduces that. The transform is
+by the factor's size (docs/disent.md §1.3, §8 item 8): ``inputs="original"`` reproduces that. The transform is
 stored in the model's buffers, so a reloaded model needs only its config and ``model.pt``.
 
-Decoder specs (disent.md 2.3; layer-spec language of :mod:`genlab.models.layers`, ``-1`` = the
+Decoder specs (docs/disent.md §2.3; layer-spec language of :mod:`genlab.models.layers`, ``-1`` = the
 image's channels / size), each from ``n_factors`` to the image: ``higgins`` (MLP), ``burgess``, ``kim``,
 ``kim_bn``, ``deep``, ``deep_bn`` (below). The original's ``mpcnn`` was broken and is not kept.
 Initialisation: PyTorch's defaults, as the original (only its VAEs were re-initialised).
@@ -94,7 +94,7 @@ def input_transform(grid_values: Sequence[np.ndarray], inputs: str = "normalised
 
     ``normalised``: each factor mapped onto [0, 1] over its grid values. ``original``: the raw values
     (offset 0, scale 1), times the factor's size when ``multiply_by_size`` (the original's MPI3D
-    target transform, disent.md 1.3).
+    target transform, docs/disent.md §1.3).
     """
     if inputs not in INPUTS:
         raise ValueError(f"unknown ground-truth decoder inputs {inputs!r}; valid: {', '.join(INPUTS)}")
@@ -133,7 +133,7 @@ class GroundTruthDecoder(nn.Module):
         return f"n_factors={self.n_factors}, input_shape={self.input_shape}"
 
 
-# datasets whose original target transform multiplied the class index by the factor's size (disent.md 1.3)
+# datasets whose original target transform multiplied the class index by the factor's size (docs/disent.md §1.3)
 ORIGINAL_INPUTS_TIMES_SIZE = frozenset({"mpi3d"})
 
 

@@ -20,7 +20,7 @@ Placeholders (one spec serves 1- and 3-channel images): a channel count of ``-1`
 ``-1`` in ``unflatten`` is inferred from the flat size (as in ``torch.reshape``).
 
 ``transpose`` mirrors an encoder spec into a decoder in the manner of the disent original
-(reference notes ``disent.md`` section 2.1): the list is reversed, ``conv`` becomes ``tconv``, ``pool``
+(docs/disent.md §2.1): the list is reversed, ``conv`` becomes ``tconv``, ``pool``
 becomes ``upsample``, ``flatten`` becomes ``unflatten``, linear sizes are swapped, and a first
 ``linear`` from the latent code to the encoder's output width is prepended. As in the original, a
 ReLU therefore follows the ``unflatten``. Unlike the original, ``tconv`` gets an ``output_padding``
@@ -360,7 +360,7 @@ def _mirror(name: str, args: list, kwargs: dict, in_shape: Shape, out_shape: Sha
 
 
 def transpose(spec: Sequence, input_shape: Sequence[int]) -> list[tuple]:
-    """Mirror an encoder spec (for images of ``input_shape``) into a decoder spec (disent.md 2.1).
+    """Mirror an encoder spec (for images of ``input_shape``) into a decoder spec (docs/disent.md §2.1).
 
     The result starts from the latent code: a ``linear`` to the encoder's output width (and an
     ``unflatten`` if the encoder ends on feature maps), then the encoder reversed with each layer

@@ -3,7 +3,7 @@
     L = E_q[-log p(x|z)] + gamma * |KL(q(z|x) || p(z)) - C(step)|,
     C(step) = min(C_min + step * (C_max - C_min) / C_steps, C_max)
 
-Defaults are the disent original's ``cci`` config (disent.md 3): gamma 50, C from 0 to 20 nats over
+Defaults are the disent original's ``cci`` config (docs/disent.md §3): gamma 50, C from 0 to 20 nats over
 10,000 iterations. (The original's config could not run: its loss name did not match the factory.)
 """
 

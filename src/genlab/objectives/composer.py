@@ -1,4 +1,4 @@
-"""The composer's objective (disent.md 2.4, 3): a VAE loss whose reconstruction is of the target.
+"""The composer's objective (docs/disent.md §2.4, §3): a VAE loss whose reconstruction is of the target.
 
     L = -log p(x_target | z_out) + beta * [KL(q(z|x_ref) || N(0, I)) + KL(q(z|x_trans) || N(0, I))]
 

@@ -1,4 +1,4 @@
-"""FactorVAE (Kim & Mnih 2018), as the disent original trains it (disent.md 3).
+"""FactorVAE (Kim & Mnih 2018), as the disent original trains it (docs/disent.md §3).
 
 Each batch of B is split in halves. With z ~ q(z|x) for the whole batch:
 

@@ -1,12 +1,12 @@
-"""Flow contrastive estimation (Gao et al., CVPR 2020), as the 2D reference trains it (fce.md 3),
-and the flow's maximum-likelihood baseline (Glow-MLE of the paper's 2D figure, fce.md 5).
+"""Flow contrastive estimation (Gao et al., CVPR 2020), as the 2D reference trains it (docs/fce.md §3),
+and the flow's maximum-likelihood baseline (Glow-MLE of the paper's 2D figure, docs/fce.md §5).
 
 ``fce``: with a data batch x and as many flow samples x~ = g_alpha(z), z ~ N(0, I),
 
     V(alpha, theta) = mean_i log sigma(log p_theta(x_i) - log q_alpha(x_i))
-                    + mean_j log sigma(log q_alpha(x~_j) - log p_theta(x~_j))         (fce.md 3.1)
+                    + mean_j log sigma(log q_alpha(x~_j) - log p_theta(x~_j))         (docs/fce.md §3.1)
 
-Each iteration takes exactly one Adam step on one player (fce.md 3.2, 3.3): the EBM on -V (NCE
+Each iteration takes exactly one Adam step on one player (docs/fce.md §3.2, §3.3): the EBM on -V (NCE
 with the flow as noise) or the flow on +V (which, for the optimal EBM, minimises 2 JSD - log 4). The
 first iteration trains the EBM; the next trains the flow iff the accuracy of this iteration's batch,
 measured before the update, exceeds ``threshold`` (0.6). The flag is objective state, checkpointed.
@@ -16,7 +16,7 @@ before its step. Here the idle player is kept out of the graph: the EBM step dra
 quantities under ``no_grad`` and the flow step freezes the EBM's parameters (the gradient still
 flows through log p_theta(x~) to the samples). Same updates, half the backward work on EBM steps.
 
-One deliberate change at iteration 0 (fce.md 6.3): the flow's density of the data batch is
+One deliberate change at iteration 0 (docs/fce.md §6 item 3): the flow's density of the data batch is
 computed before the samples, so Glow's ActNorms are initialised from data before anything is
 sampled (the original sampled first, through uninitialised ActNorms). And flow samples that
 overflow to inf are redrawn instead of turning V into NaN (``redraw_nonfinite``; see ``_sample``).
@@ -55,7 +55,7 @@ def _eval_noise(flow, n: int, device: torch.device) -> tuple[torch.Tensor, torch
 
 def density_errors(model, batch: dict) -> dict[str, torch.Tensor]:
     """The flow's NLL of the batch and, when the batch carries the true ``log_density``, the MSE of
-    each model's log density against it (fce.md 4.1, on a fixed sample instead of the training set)."""
+    each model's log density against it (docs/fce.md §4.1, on a fixed sample instead of the training set)."""
     x = batch["x"]
     log_q = model.flow.log_prob(x)
     out = {"flow_nll": -log_q.mean()}
@@ -78,13 +78,13 @@ class FlowContrastiveEstimation(Objective):
     def __init__(self, flow_lr: float = 7e-4, threshold: float = 0.6, redraw_nonfinite: bool = True):
         self.flow_lr, self.threshold = float(flow_lr), float(threshold)
         self.redraw_nonfinite = bool(redraw_nonfinite)
-        self.train_ebm = True  # fce.md 3.3: the first iteration trains the EBM
+        self.train_ebm = True  # docs/fce.md §3.3: the first iteration trains the EBM
         self._redrawn = 0
 
     def _sample(self, flow, n: int) -> tuple[torch.Tensor, torch.Tensor]:
         """``n`` flow samples and their log q, redrawing the base noise of any that overflow.
 
-        Neither flow bounds its scales (fce.md 6.5, 6.6: MAF's alpha is unclamped, Glow's coupling
+        Neither flow bounds its scales (docs/fce.md §6 items 5 and 6: MAF's alpha is unclamped, Glow's coupling
         divides by s in (0, 1)), so a tail draw of z can map to inf. One such sample makes V NaN, and
         the original, which never checked, then trained both models on NaN. The redrawn vectors
         (counted in ``batch.redrawn``; their mass under q is ~1e-4 at worst) are drawn from the same
@@ -107,7 +107,7 @@ class FlowContrastiveEstimation(Objective):
 
     def make_optimizers(self, model, optimizer):
         """``training.lr`` (1e-3) is the EBM's; ``flow_lr`` (7e-4) the flow's; both Adam with betas
-        (0.9, 0.999) by default (fce.md 3.2)."""
+        (0.9, 0.999) by default (docs/fce.md §3.2)."""
         return {"ebm": optimizer(model.ebm.parameters()), "flow": optimizer(model.flow.parameters(), lr=self.flow_lr)}
 
     @staticmethod
@@ -138,7 +138,7 @@ class FlowContrastiveEstimation(Objective):
             finally:
                 model.ebm.requires_grad_(True)
         accuracy = fce_accuracy(log_p_data.detach(), log_q_data.detach(), log_p_noise.detach(), log_q_noise.detach())
-        self.train_ebm = bool(accuracy <= self.threshold)  # fce.md 3.3: the flow next iff acc > 0.6
+        self.train_ebm = bool(accuracy <= self.threshold)  # docs/fce.md §3.3: the flow next iff acc > 0.6
         return {"neg_value": -value.detach(), "accuracy": accuracy, "ebm_update": float(ebm_step), "redrawn": self._redrawn}
 
     @torch.no_grad()

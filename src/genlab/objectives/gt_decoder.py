@@ -1,4 +1,4 @@
-"""The ground-truth decoder's objective (disent.md 2.3): Bernoulli NLL of the image rendered from
+"""The ground-truth decoder's objective (docs/disent.md §2.3): Bernoulli NLL of the image rendered from
 the true factors, summed over pixels, mean over the batch. No encoder, no KL."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""VAE and beta-VAE (Kingma & Welling 2014; Higgins et al. 2017), disent.md 3.
+"""VAE and beta-VAE (Kingma & Welling 2014; Higgins et al. 2017), docs/disent.md §3.
 
     L = E_q[-log p(x|z)] + beta * KL(q(z|x) || N(0, I))          (Higgins et al. 2017, eq. 4)
 

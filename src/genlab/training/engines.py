@@ -1,26 +1,35 @@
 """Ignite engines built from any objective, and ``fit``: the one training loop every paper uses.
 
 ``create_trainer`` wraps ``objective.train_step`` and ``create_evaluator`` wraps
-``objective.eval_step`` in Ignite ``Engine``s; ``fit`` attaches the shared handlers (metric
-logging, periodic evaluation, NaN stop, early stopping, checkpoints, graceful Ctrl-C/SIGTERM,
-progress bar) and runs, optionally resuming exactly from a checkpoint.
+``objective.eval_step`` in Ignite ``Engine``s; ``fit`` attaches the shared handlers and runs:
+
+- phases (``genlab.training.phases``): named stretches with their own length, optimizers and stop
+  rule, on one step axis; a run of one phase is the usual case;
+- metric logging, periodic evaluation on validation batches, NaN stop, graceful Ctrl-C/SIGTERM;
+- learning-rate schedules (``genlab.training.schedulers``) stepped per iteration or per epoch;
+- an exponential moving average of the weights (Ignite's ``EMAHandler``), optionally the model
+  that is evaluated;
+- best-checkpoint selection on a validation quantity with a warm-up gate (Ignite's ``Checkpoint``
+  with a ``score_function``), early stopping on the same quantity and gate, and optionally the
+  best weights, not the last, as the result;
+- checkpoints of everything above for an exact resume.
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Mapping, Sequence
 
 import torch
 from ignite.engine import Engine, Events
-from ignite.handlers import EarlyStopping, ProgressBar
+from ignite.handlers import Checkpoint, DiskSaver, EarlyStopping, EMAHandler, ProgressBar
 
 from genlab.objectives.base import Objective
-from genlab.training.progress import Progress
 from genlab.training.handlers import (
     DictMean,
+    EpochMeans,
     GracefulInterrupt,
     LogFn,
     NonFiniteLossError,
@@ -30,25 +39,35 @@ from genlab.training.handlers import (
     attach_checkpointing,
     attach_evaluation,
     attach_train_logging,
-    evaluate,
     load_checkpoint,
 )
+from genlab.training.phases import Phase, PhaseTracker, parse_phases
+from genlab.training.progress import Progress
 
 logger = logging.getLogger("genlab.training")
 
 
-def create_trainer(model: torch.nn.Module, objective: Objective, optimizers: dict[str, torch.optim.Optimizer]) -> Engine:
-    """An Engine whose step is ``objective.train_step``, told its ``Progress`` (completed updates, epoch)."""
+def create_trainer(
+    model: torch.nn.Module,
+    objective: Objective,
+    optimizers: dict[str, torch.optim.Optimizer],
+    phases: PhaseTracker | None = None,
+) -> Engine:
+    """An Engine whose step is ``objective.train_step``, told its ``Progress`` and handed the
+    optimizers of the current phase (all of them without ``phases``)."""
 
     def update(engine: Engine, batch: dict) -> dict[str, Any]:
-        progress = Progress(iteration=engine.state.iteration - 1, epoch=engine.state.epoch - 1)
-        return objective.train_step(model, optimizers, batch, progress)
+        if phases is None:
+            progress = Progress(iteration=engine.state.iteration - 1, epoch=engine.state.epoch - 1)
+            return objective.train_step(model, optimizers, batch, progress)
+        return objective.train_step(model, phases.optimizers(optimizers), batch, phases.progress(engine))
 
     return Engine(update)
 
 
 def create_evaluator(model: torch.nn.Module, objective: Objective) -> Engine:
-    """An Engine whose ``state.metrics`` holds batch-size-weighted means of ``objective.eval_step``."""
+    """An Engine whose ``state.metrics`` holds batch-size-weighted means of ``objective.eval_step``
+    (which decides itself whether it needs gradients)."""
 
     def step(engine: Engine, batch: dict) -> tuple[dict[str, Any], int]:
         return objective.eval_step(model, batch), len(batch["x"])
@@ -61,19 +80,27 @@ def create_evaluator(model: torch.nn.Module, objective: Objective) -> Engine:
     return evaluator
 
 
-def evaluate_parts(
-    evaluator: Engine, parts: dict, max_samples: int | None = None, batch_size: int = 512, seed: int = 1
-) -> dict[str, dict[str, float]]:
-    """Run ``evaluator`` on each non-empty ``FactorImages`` of ``parts`` (a seeded random subset of at
-    most ``max_samples`` images, all of them when None); returns ``{part: metrics}``."""
-    from genlab.data.sources import sample
-    from genlab.data.batches import SequentialBatches
+@dataclass(frozen=True)
+class Selection:
+    """Which evaluation is best: the validation quantity ``metric`` (``"loss"``; ``"val.loss"`` is
+    read the same), smaller or larger (``mode``), counted only from iteration ``after`` on (the
+    warm-up gate, shared by early stopping)."""
 
-    return {
-        name: evaluate(evaluator, SequentialBatches(sample(part, max_samples, seed=seed), batch_size))
-        for name, part in parts.items()
-        if len(part)
-    }
+    metric: str = "loss"
+    mode: str = "min"
+    after: int = 0
+
+    def __post_init__(self):
+        if self.mode not in ("min", "max"):
+            raise ValueError(f"selection mode must be 'min' or 'max', got {self.mode!r}")
+        object.__setattr__(self, "metric", self.metric.removeprefix("val."))
+
+    def score(self, metrics: Mapping[str, float]) -> float:
+        """Larger is better (what Ignite's score functions return)."""
+        if self.metric not in metrics:
+            raise KeyError(f"selection on val.{self.metric}, but the evaluation returns {', '.join(sorted(metrics))}")
+        value = float(metrics[self.metric])
+        return -value if self.mode == "min" else value
 
 
 @dataclass
@@ -82,7 +109,11 @@ class FitResult:
     checkpoint_dir: Path | None
     resumed_from: Path | None
     stopped_early: bool
-    val_metrics: dict[str, float]
+    val_metrics: dict[str, float]  # of the last evaluation (of the best one, with evaluate_best)
+    eval_model: torch.nn.Module | None = None  # what the run's results describe: the model, its EMA, or their best
+    best_checkpoint: Path | None = None
+    best_score: float | None = None  # the selected quantity's value at the best evaluation
+    phases: list[tuple[str, int, int]] = field(default_factory=list)  # (name, start, end) of each phase run
 
 
 def fit(
@@ -91,48 +122,124 @@ def fit(
     optimizers: dict[str, torch.optim.Optimizer],
     train_batches,
     *,
-    max_iterations: int,
+    max_iterations: int | None = None,
+    phases: Sequence[Phase] | None = None,
     val_batches=None,
-    eval_every: int = 1000,
+    eval_every: int | str = 1000,
     log: LogFn | None = None,
     log_every: int = 100,
     checkpoint_dir: str | Path | None = None,
     checkpoint_every: int = 1000,
     n_saved: int = 2,
     resume: str | Path | None = None,
+    schedulers: Mapping[str, Any] | None = None,
+    select: Selection | None = None,
     early_stopping_patience: int | None = None,
-    early_stopping_metric: str = "loss",
+    evaluate_best: bool = False,
+    ema_decay: float | None = None,
+    evaluate_ema: bool = False,
     progress: bool = False,
     hooks: Callable[[Engine], None] | None = None,
 ) -> FitResult:
-    """Train ``model`` with ``objective`` for ``max_iterations`` updates.
+    """Train ``model`` with ``objective`` through ``phases`` (or one phase of ``max_iterations``).
 
-    ``train_batches`` is a ``genlab.data.batches.ShuffledBatches`` (its order is a function of the
-    iteration, which makes resume exact). Raises ``NonFiniteLossError`` if a loss goes NaN/inf and
-    ``KeyboardInterrupt`` after a clean stop on Ctrl-C/SIGTERM; both leave the last checkpoint.
+    ``train_batches`` is a ``genlab.data.batches.ShuffledBatches`` (or anything with ``bind`` and
+    ``len``: its order is a function of the iteration, which makes resume exact). ``eval_every``:
+    iterations between evaluations of ``val_batches``, or ``"epoch"``. ``schedulers``: name ->
+    ``genlab.training.schedulers.Scheduler``. ``select``: keep the best evaluation's weights in
+    ``<checkpoint_dir>/best/``; ``early_stopping_patience`` evaluations without improvement of the
+    same quantity (``val.loss`` without ``select``) stop the run. ``ema_decay``: keep an
+    exponential moving average of the weights (``evaluate_ema``: evaluate it instead of the model).
+    Raises ``NonFiniteLossError`` if a loss goes NaN/inf and ``KeyboardInterrupt`` after a clean
+    stop on Ctrl-C/SIGTERM; both leave the last checkpoint.
     """
     log = log or (lambda name, value, step: None)
-    trainer = create_trainer(model, objective, optimizers)
+    n_batches = len(train_batches)
+    if phases is None:
+        if max_iterations is None:
+            raise ValueError("give max_iterations or phases")
+        phases = parse_phases(None, iterations=max_iterations)
+    tracker = PhaseTracker(phases, n_batches, log)
+    trainer = create_trainer(model, objective, optimizers, tracker)
+    tracker.attach(trainer, optimizers)
     train_batches.bind(lambda: trainer.state.iteration)
+    every = n_batches if eval_every == "epoch" else int(eval_every)
 
     nonfinite = StopOnNonFinite()
     trainer.add_event_handler(Events.ITERATION_COMPLETED, nonfinite)
+    to_save: dict[str, Any] = {"model": model, "trainer": trainer, "objective": StateDictOf(objective), "rng": RNGState(),
+                               "phases": tracker}  # fmt: skip
+    to_save.update({f"optimizer_{name}": opt for name, opt in optimizers.items()})
+
+    schedulers = dict(schedulers or {})
+    if schedulers:
+        epoch_means = EpochMeans()
+        epoch_means.attach(trainer)
+        to_save["epoch_means"] = epoch_means
+
+        @trainer.on(Events.ITERATION_COMPLETED)
+        def step_per_iteration(engine: Engine) -> None:
+            for scheduler in schedulers.values():
+                if scheduler.unit == "iteration":
+                    scheduler.step(engine.state.output)
+
+        @trainer.on(Events.EPOCH_COMPLETED)
+        def step_per_epoch(engine: Engine) -> None:
+            means = epoch_means.means()
+            for scheduler in schedulers.values():
+                if scheduler.unit == "epoch":
+                    scheduler.step(means)
+
+        to_save.update({f"scheduler_{name}": s for name, s in schedulers.items()})
+
+    eval_model = model
+    if ema_decay is not None:
+        if not 0.0 < ema_decay < 1.0:
+            raise ValueError(f"the EMA decay must lie in (0, 1), got {ema_decay}")
+        ema = EMAHandler(model, momentum=1.0 - ema_decay)
+        ema.attach(trainer, name="ema_momentum", event=Events.ITERATION_COMPLETED)
+        to_save["ema_model"] = ema.ema_model
+        if evaluate_ema:
+            eval_model = ema.ema_model
+    elif evaluate_ema:
+        raise ValueError("evaluate_ema needs an EMA (ema_decay)")
     attach_train_logging(trainer, log, every=log_every)
 
-    early_stopping = None
+    early_stopping, best, best_metrics = None, None, {}
+    gate = select.after if select is not None else 0
     if val_batches is not None:
-        evaluator = create_evaluator(model, objective)
-        attach_evaluation(trainer, evaluator, val_batches, every=eval_every, log=log)
-        if early_stopping_patience:
-            early_stopping = EarlyStopping(
-                early_stopping_patience, lambda e: -e.state.metrics[early_stopping_metric], trainer
-            )
-            evaluator.add_event_handler(Events.COMPLETED, early_stopping)
+        evaluator = create_evaluator(eval_model, objective)
+        attach_evaluation(trainer, evaluator, val_batches, every=every, log=log)
+        if select is not None:
+            if checkpoint_dir is None:
+                raise ValueError("best-checkpoint selection needs a checkpoint directory")
+            best = Checkpoint(
+                {"model": eval_model},
+                DiskSaver(str(Path(checkpoint_dir) / "best"), require_empty=False, create_dir=True),
+                filename_prefix="best", n_saved=1, score_name=select.metric,
+                score_function=lambda e: select.score(e.state.metrics),
+                global_step_transform=lambda *_: trainer.state.iteration,
+            )  # fmt: skip
+            to_save["best_checkpoint"] = best
+            to_save["best_metrics"] = StateDictOf(best_metrics)
 
-    to_save: dict[str, Any] = {"model": model, "trainer": trainer, "objective": StateDictOf(objective), "rng": RNGState()}
-    to_save.update({f"optimizer_{name}": opt for name, opt in optimizers.items()})
-    if early_stopping is not None:
-        to_save["early_stopping"] = early_stopping
+            @evaluator.on(Events.COMPLETED)
+            def keep_best(engine: Engine) -> None:
+                if trainer.state.iteration >= gate and nonfinite.step is None:
+                    before = best.last_checkpoint
+                    best(engine)
+                    if best.last_checkpoint != before:
+                        best_metrics.clear()
+                        best_metrics.update(engine.state.metrics)
+
+        if early_stopping_patience:
+            rule = select or Selection()
+            early_stopping = EarlyStopping(early_stopping_patience, lambda e: rule.score(e.state.metrics), trainer)
+            evaluator.add_event_handler(Events.COMPLETED, lambda e: early_stopping(e) if trainer.state.iteration >= gate else None)
+            to_save["early_stopping"] = early_stopping
+    elif select is not None or early_stopping_patience:
+        raise ValueError("best-checkpoint selection and early stopping need validation batches")
+
     if checkpoint_dir is not None:
         attach_checkpointing(
             trainer, to_save, Path(checkpoint_dir), every=checkpoint_every, n_saved=n_saved, valid=lambda: nonfinite.step is None
@@ -140,7 +247,8 @@ def fit(
 
     resumed_from = None
     if resume is not None:
-        resumed_from = load_checkpoint(to_save, resume)
+        resumed_from = load_checkpoint(to_save, resume, optional=("phases", "epoch_means", "best_metrics"))
+        tracker.resume_at(trainer.state.iteration)
         logger.info("resumed from %s at iteration %d", resumed_from, trainer.state.iteration)
 
     if progress:
@@ -148,18 +256,31 @@ def fit(
     if hooks is not None:
         hooks(trainer)
 
+    planned = tracker.planned_end()
     with GracefulInterrupt(trainer) as interrupt:
-        if trainer.state.iteration < max_iterations:
-            trainer.run(train_batches, max_iters=max_iterations, epoch_length=len(train_batches))
+        if trainer.state.iteration < planned:
+            trainer.run(train_batches, max_iters=planned, epoch_length=n_batches)
     if nonfinite.step is not None:
         raise NonFiniteLossError(nonfinite.step)
     if interrupt.requested:
         raise KeyboardInterrupt(f"stopped at iteration {trainer.state.iteration}; checkpoint in {checkpoint_dir}")
 
+    val_metrics = dict(getattr(trainer.state, "last_eval", {}) or {})
+    best_file = Path(best.last_checkpoint) if best is not None and best.last_checkpoint is not None else None
+    if best_file is not None and not best_file.is_absolute():
+        best_file = Path(checkpoint_dir) / "best" / best_file
+    if evaluate_best and best_file is not None:
+        Checkpoint.load_objects({"model": eval_model}, torch.load(best_file, map_location="cpu", weights_only=False))
+        val_metrics = dict(best_metrics)
+    total = sum(p.length(n_batches) for p in phases)
     return FitResult(
         iterations=trainer.state.iteration,
         checkpoint_dir=Path(checkpoint_dir) if checkpoint_dir is not None else None,
         resumed_from=resumed_from,
-        stopped_early=trainer.state.iteration < max_iterations,
-        val_metrics=dict(getattr(trainer.state, "last_eval", {}) or {}),
+        stopped_early=trainer.state.iteration < total,
+        val_metrics=val_metrics,
+        eval_model=eval_model,
+        best_checkpoint=best_file,
+        best_score=None if not best_metrics else float(best_metrics[select.metric]),
+        phases=list(tracker.spans),
     )

@@ -54,6 +54,42 @@ class DictMean(Metric):
         engine.state.metrics.update(self.compute())
 
 
+class EpochMeans:
+    """Means of the training-step quantities over the current epoch of the training stream, read at
+    ``EPOCH_COMPLETED`` (epoch-driven schedules read them); checkpointed, so an epoch cut by a resume
+    still averages all of its iterations. Quantities are summed on their device and read back once
+    per epoch."""
+
+    def __init__(self):
+        self._sums: dict[str, Any] = {}
+        self._count = 0
+        self._last: dict[str, float] = {}
+
+    def attach(self, trainer: Engine) -> None:
+        trainer.add_event_handler(Events.ITERATION_COMPLETED, self._add)
+        trainer.add_event_handler(Events.EPOCH_COMPLETED, self._close)
+
+    def _add(self, engine: Engine) -> None:
+        for k, v in engine.state.output.items():
+            if isinstance(v, (Number, torch.Tensor)):
+                self._sums[k] = self._sums.get(k, 0.0) + (v.detach() if isinstance(v, torch.Tensor) else v)
+        self._count += 1
+
+    def _close(self, engine: Engine) -> None:
+        self._last = {k: as_float(s) / self._count for k, s in self._sums.items()} if self._count else {}
+        self._sums, self._count = {}, 0
+
+    def means(self) -> dict[str, float]:
+        """The means over the epoch that just completed."""
+        return dict(self._last)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"sums": dict(self._sums), "count": self._count, "last": dict(self._last)}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        self._sums, self._count, self._last = dict(state["sums"]), int(state["count"]), dict(state["last"])
+
+
 def attach_train_logging(trainer: Engine, log: LogFn, every: int, prefix: str = "batch") -> None:
     """Every ``every`` iterations, log the mean of each train-step quantity as ``<prefix>.<q>``.
 
@@ -174,16 +210,21 @@ class RNGState:
 
 
 class StateDictOf:
-    """Adapts anything with ``state_dict``/``load_state_dict`` (e.g. an objective) for ignite's Checkpoint."""
+    """Adapts anything with ``state_dict``/``load_state_dict`` (e.g. an objective), or a plain dict
+    kept in place, for ignite's Checkpoint."""
 
     def __init__(self, obj):
         self.obj = obj
 
     def state_dict(self):
-        return self.obj.state_dict()
+        return dict(self.obj) if isinstance(self.obj, dict) else self.obj.state_dict()
 
     def load_state_dict(self, state):
-        self.obj.load_state_dict(state)
+        if isinstance(self.obj, dict):
+            self.obj.clear()
+            self.obj.update(state)
+        else:
+            self.obj.load_state_dict(state)
 
 
 def attach_checkpointing(
@@ -233,7 +274,11 @@ def latest_checkpoint(path: str | Path) -> Path:
     return found[-1][1]
 
 
-def load_checkpoint(to_load: dict[str, Any], path: str | Path) -> Path:
+def load_checkpoint(to_load: dict[str, Any], path: str | Path, optional: tuple[str, ...] = ()) -> Path:
+    """Restore ``to_load`` from the checkpoint at ``path`` (see ``latest_checkpoint``). Entries named
+    in ``optional`` may be absent from the checkpoint (written before they existed): they keep their
+    fresh state."""
     checkpoint = latest_checkpoint(path)
-    Checkpoint.load_objects(to_load, torch.load(checkpoint, map_location="cpu", weights_only=False))
+    state = torch.load(checkpoint, map_location="cpu", weights_only=False)
+    Checkpoint.load_objects({k: v for k, v in to_load.items() if k in state or k not in optional}, state)
     return checkpoint

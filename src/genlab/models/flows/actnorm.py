@@ -1,4 +1,4 @@
-"""ActNorm with data-dependent initialisation, as in the FCE Glow (reference notes ``fce.md`` 2.2, 6.3).
+"""ActNorm with data-dependent initialisation, as in the FCE Glow (docs/fce.md §2.2, §6 item 3).
 
 Per dimension, ``z = (x - b) / s`` with ``log|det dz/dx| = -sum log|s|`` (the same for every sample);
 the inverse is ``x = z * s + b``. The scale is not constrained to be positive, as in the original.
@@ -8,7 +8,7 @@ The "initialised" flag is a registered buffer, so a reloaded or resumed model ne
 a Python mirror of it is read on the hot path so that checking it costs no device sync.
 
 An inverse call on an uninitialised ActNorm uses it as the identity (s = 1, b = 0) and does not
-initialise it, as the original does (fce.md 6.3: its iteration 0 samples before any data pass).
+initialise it, as the original does (docs/fce.md §6 item 3: its iteration 0 samples before any data pass).
 genlab's FCE objective always evaluates ``log_prob`` on data first, so the top-level ActNorms are
 initialised from data before any sampling; that is a deliberate fix of the original's iteration-0
 order. The ActNorms inside the Glow coupling conditioners only ever run forward and are initialised

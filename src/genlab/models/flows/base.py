@@ -1,11 +1,11 @@
-"""The normalizing-flow interface shared by the FCE flows (reference notes ``fce.md`` sections 2.2, 2.3).
+"""The normalizing-flow interface shared by the FCE flows (docs/fce.md §2.2, §2.3).
 
 A flow is a bijection f from data x to noise z with a standard normal base N(0, I_dim), so
 ``log q(x) = log N(f(x); 0, I) + log|det df/dx|``. Sampling runs the inverse on base noise and
 returns ``log q(x~) = log N(z) - log|det df^{-1}/dz|`` without a second density pass, as the
-original's ``inverse`` does (fce.md 2.2 "Sampling", 2.3 "Inverse"). Everything is differentiable
+original's ``inverse`` does (docs/fce.md §2.2 "Sampling", §2.3 "Inverse"). Everything is differentiable
 in the parameters, so FCE's flow update can use pathwise (reparameterised) gradients through both
-the samples and their log-density (fce.md 3.2).
+the samples and their log-density (docs/fce.md §3.2).
 """
 
 from __future__ import annotations

@@ -1,17 +1,17 @@
-"""The 2D Glow of the FCE reference code, as actually built (reference notes ``fce.md`` 2.2, 6.1, 6.4, 6.5, 7).
+"""The 2D Glow of the FCE reference code, as actually built (docs/fce.md §2.2, §6 items 1, 4 and 5, §7).
 
 Ten steps, each (data -> noise) ActNorm(dim, data-init) -> unconstrained invertible linear map W ->
 affine coupling. The original's constructor (Glow(width=64, depth=5, n_levels=1)) builds one level of
-5 steps plus 5 more, so it has 10 steps and 46,840 parameters (fce.md 6.1); ``steps=10`` is that.
+5 steps plus 5 more, so it has 10 steps and 46,840 parameters (docs/fce.md §6 item 1); ``steps=10`` is that.
 
 - W is a free dim x dim matrix initialised to the Q of a QR of a standard normal matrix, with
-  ``log|det dz/dx| = log|det W|``; nothing keeps it well conditioned (fce.md 6.5).
+  ``log|det dz/dx| = log|det W|``; nothing keeps it well conditioned (docs/fce.md §6 item 5).
 - The coupling transforms the first half x_a (for dim = 2, coordinate 0) conditioned on the second
   half x_b: conditioner Linear -> ActNorm -> ReLU -> Linear -> ActNorm -> ReLU -> Linear, the last
   layer zero-initialised and its output multiplied by exp(l), l learnable and zero-initialised;
   ``t = out[:, :h]``, ``s = sigmoid(out[:, h:] + 2)``, ``z_a = s * x_a + t``, ``log|det| = sum log s``.
   The conditioner's ActNorm log-dets are not part of the flow's (they act inside the conditioner).
-  At init every coupling is the contraction s = sigmoid(2), log-det -0.1269 (fce.md 6.4), and l has
+  At init every coupling is the contraction s = sigmoid(2), log-det -0.1269 (docs/fce.md §6 item 4), and l has
   zero gradient until the last layer moves.
 
 The step modules (``GlowStep``, ``forward_stepwise``) are the plain statement of the model and do
@@ -46,7 +46,7 @@ _SCALE_OFFSET = 2.0  # s = sigmoid(raw + 2): the coupling starts as a contractio
 
 
 class InvertibleLinear(nn.Module):
-    """``z = W x`` with a free W (no LU, no fixed permutation), orthogonal at init (fce.md 2.2)."""
+    """``z = W x`` with a free W (no LU, no fixed permutation), orthogonal at init (docs/fce.md §2.2)."""
 
     def __init__(self, dim: int):
         super().__init__()
@@ -61,7 +61,7 @@ class InvertibleLinear(nn.Module):
 
 
 class AffineCoupling(nn.Module):
-    """``z_a = sigmoid(raw + 2) * x_a + t`` with ``(t, raw) = exp(l) * NN(x_b)`` (fce.md 2.2)."""
+    """``z_a = sigmoid(raw + 2) * x_a + t`` with ``(t, raw) = exp(l) * NN(x_b)`` (docs/fce.md §2.2)."""
 
     def __init__(self, dim: int, width: int):
         super().__init__()
@@ -139,7 +139,7 @@ def _batched_inverse(weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 
 @FLOWS.register("glow")
 class Glow(Flow):
-    """``Glow(dim=2, steps=10, width=64)``: 46,840 parameters at the FCE setting (fce.md 2.2, 7)."""
+    """``Glow(dim=2, steps=10, width=64)``: 46,840 parameters at the FCE setting (docs/fce.md §2.2, §7)."""
 
     def __init__(self, dim: int = 2, steps: int = 10, width: int = 64):
         super().__init__(dim)

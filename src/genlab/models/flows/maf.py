@@ -1,4 +1,4 @@
-"""The 2D MAF of the FCE reference code, as actually built (reference notes ``fce.md`` 2.3, 6.6, 7).
+"""The 2D MAF of the FCE reference code, as actually built (docs/fce.md §2.3, §6 item 6, §7).
 
 Five MADE blocks, no BatchNorm and no permutation layers (the original's BatchNorm line is commented
 out). Each MADE is masked Linear(dim -> 100) -> ReLU -> masked Linear(100 -> 100) -> ReLU -> masked
@@ -9,7 +9,7 @@ outputs are mu (first dim) and alpha = log-std (last dim), alpha unclamped. The 
 Degrees (MADE, Germain et al. 2015): inputs get their position in the block's order, hidden units
 ``k mod (dim - 1)``; a hidden unit sees inputs of degree <= its own, an output sees hidden units of
 degree strictly below its variable's. Block 1 uses the natural order and each next block flips the
-previous input degrees, so the order alternates (fce.md 2.3). Data -> noise per block:
+previous input degrees, so the order alternates (docs/fce.md §2.3). Data -> noise per block:
 ``u = (x - mu(x)) * exp(-alpha(x))``, ``log|det du/dx| = -sum alpha``.
 
 Inverse: the first variable in the order has mu/alpha that depend on no input (its output rows are
