@@ -34,6 +34,7 @@ import logging
 
 from configs import disent as paper
 from genlab.data.triplets import TripletBatches, split_triplets
+from genlab.training.distributed import Sharded
 from ingredients.experiment import Batches, genlab_experiment, train_and_evaluate
 from ingredients.observers import run_cli
 
@@ -56,13 +57,16 @@ def config():
     triplet_seed = 0  # seed of the fixed evaluation triplets
 
 
-def triplet_batches(data, config, seed) -> Batches:
+def triplet_batches(data, config, seed, rank=0, world_size=1) -> Batches:
     """Training triplets drawn within the training part (a split without any fails here, before
-    training); fixed triplets for validation and for the end-of-run NLLs on train and test."""
+    training; in data-parallel training each process keeps its slice of every global batch); fixed
+    triplets for validation and for the end-of-run NLLs on train and test."""
     training = config["training"]
     train = TripletBatches(data.train, training["batch_size"], n_samples=config["n_samples"], seed=seed)
+    if world_size > 1:
+        train = Sharded(train, rank, world_size)
     fixed = split_triplets(data, config["eval_triplets"], config["triplet_seed"], training["eval_batch_size"])
-    inert = train.sampler.inert_factors
+    inert = (train.batches if world_size > 1 else train).sampler.inert_factors
     if inert:
         logging.getLogger("genlab.composition").warning(
             "no training triplet can change %s: those actions are never trained", ", ".join(inert)

@@ -10,10 +10,18 @@ composer's triplets) passes ``batches``.
 
 from __future__ import annotations
 
+import os
+import socket
+import tempfile
+import threading
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
+import ignite.distributed as idist
+import torch.multiprocessing as mp
 from sacred import Experiment
+from sacred.randomness import set_global_seed
 
 from genlab.data import DataParts, load_dataset
 from genlab.data.batches import SequentialBatches, ShuffledBatches
@@ -22,6 +30,7 @@ from genlab.devices import resolve_device
 from genlab.evaluations import EvalContext, run_evaluations
 from genlab.models import build_model, load_weights
 from genlab.objectives import build_objective
+from genlab.training.distributed import average_gradients, world
 from genlab.training.engines import FitResult, fit
 from ingredients.dataset import dataset_ingredient
 from ingredients.evaluation import evaluation_ingredient, evaluation_settings
@@ -76,21 +85,23 @@ class Batches:
     info: dict[str, Any] = field(default_factory=dict)
 
 
-def data_batches(data: DataParts, config: Mapping[str, Any], seed: int) -> Batches:
-    """The default: shuffled training batches (with the dataset's transforms, seeded by ``seed``)
-    and the validation part in order, if it has any examples."""
+def data_batches(data: DataParts, config: Mapping[str, Any], seed: int, rank: int = 0, world_size: int = 1) -> Batches:
+    """The default: shuffled training batches (with the dataset's transforms, seeded by ``seed``;
+    this process's slice of each global batch in data-parallel training) and the validation part
+    in order, if it has any examples."""
     training, dataset = config["training"], config["dataset"]
-    train = ShuffledBatches(data.train, training["batch_size"], seed=seed, transform=compose(dataset["transforms"]))
+    train = ShuffledBatches(data.train, training["batch_size"], seed=seed, transform=compose(dataset["transforms"]),
+                            rank=rank, world_size=world_size)  # fmt: skip
     val = None
     if data.val is not None and len(data.val):
         val = SequentialBatches(data.val, training["eval_batch_size"], transform=compose(dataset["eval_transforms"]))
     return Batches(train, val)
 
 
-def train_and_evaluate(
-    run, config: Mapping[str, Any], seed: int,
-    batches: Callable[[DataParts, Mapping[str, Any], int], Batches] = data_batches,
-) -> dict[str, float]:  # fmt: skip
+BatchesFn = Callable[..., Batches]
+
+
+def train_and_evaluate(run, config: Mapping[str, Any], seed: int, batches: BatchesFn = data_batches) -> dict[str, float]:
     """The run of a genlab experiment, recorded into Sacred's ``run``:
 
     data (``config["dataset"]``, on the device) -> model (``config["model"]``, from the data's model
@@ -101,8 +112,34 @@ def train_and_evaluate(
     the end-of-run evaluations (``config["evaluation"]``) of those weights, logged at the final step.
     ``seed`` (Sacred's ``_seed`` of ``main``) orders the training batches; the data is drawn from
     the config's ``seed``. Returns the final validation and evaluation metrics.
+
+    With ``training.backend`` the same run is data-parallel (``genlab.training.distributed``): over
+    ``training.nproc_per_node`` processes spawned here, or over the processes ``torchrun`` started
+    (each runs this experiment; only rank 0 has observers). Either way rank 0 alone records.
     """
-    device = resolve_device(config["device"])
+    config = plain(config)
+    training = config["training"]
+    backend, nproc = training["backend"], int(training["nproc_per_node"])
+    directory = checkpoint_dir(run)
+    if backend is None:
+        if nproc != 1:
+            raise ValueError("training.nproc_per_node > 1 needs training.backend (gloo on CPU, nccl on GPUs)")
+        return _train(run, config, seed, batches, directory)
+    if nproc > 1:
+        return _spawn(run, config, seed, batches, directory, backend, nproc)
+    with idist.Parallel(backend=backend) as parallel:  # processes started by torchrun
+        box: dict[str, Any] = {}
+        parallel.run(_in_process_group, run if idist.get_rank() == 0 else NullRun(), config, seed, batches, directory, box)
+        return box.get("results", {})
+
+
+def _in_process_group(local_rank: int, run, config, seed, batches, directory, box) -> None:
+    box["results"] = _train(run, config, seed, batches, directory)
+
+
+def _train(run, config: Mapping[str, Any], seed: int, batches: BatchesFn, directory: str) -> dict[str, float]:
+    rank, world_size = world()
+    device = idist.device() if world_size > 1 else resolve_device(config["device"])
     data = load_dataset(config["dataset"], device, config["seed"])
     model_cfg, training = config["model"], config["training"]
     net = build_model(model_cfg["kind"], model_cfg["options"], data.model_inputs).to(device)
@@ -110,17 +147,22 @@ def train_and_evaluate(
         run.info["init_from"] = load_weights(net, model_cfg["init_from"], strict=model_cfg["init_strict"])
     objective = build_objective(training["objective"], **training["loss"]).to(device)
     optimizers = objective.make_optimizers(net, optimizer_factory(training))
-    parts = batches(data, config, seed)
+    for optimizer in optimizers.values():
+        average_gradients(optimizer)
+    parts = batches(data, config, seed, rank, world_size)
     run.info.update(data.info, model_inputs=data.model_inputs, device=str(device), **parts.info)
-    run.info["checkpoint_dir"] = checkpoint_dir(run)
+    if world_size > 1:
+        run.info["processes"] = {"backend": training["backend"], "world_size": world_size}
+    run.info["checkpoint_dir"] = directory
 
     fitted: FitResult = fit(
         net, objective, optimizers, parts.train, val_batches=parts.val, log=run.log_scalar,
-        checkpoint_dir=run.info["checkpoint_dir"], **fit_options(training, optimizers),
+        checkpoint_dir=directory, **fit_options(training, optimizers),
     )  # fmt: skip
-    record_fit(run, fitted, net)
-
     results = {f"val.{k}": float(v) for k, v in fitted.val_metrics.items()}
+    if rank != 0:  # the end-of-run evaluations and the record are rank 0's
+        return results
+    record_fit(run, fitted, net)
     names, options = evaluation_settings(config["evaluation"])
     if names:
         ctx = EvalContext(fitted.eval_model, objective, data, device, sets=dict(parts.eval_sets or {}))
@@ -128,6 +170,97 @@ def train_and_evaluate(
         log_final(run, metrics, fitted.iterations, results)
         run.info.update(extra)
     return results
+
+
+# --- processes spawned by the run ------------------------------------------------------------------
+
+
+class NullRun:
+    """What ranks other than 0 record into: nothing."""
+
+    def __init__(self):
+        self.info: dict[str, Any] = {}
+
+    def log_scalar(self, name, value, step=None) -> None:
+        pass
+
+    def add_artifact(self, path, name=None) -> None:
+        pass
+
+
+class QueueRun(NullRun):
+    """Rank 0 of spawned processes: metrics go to the parent's run as they come; the info and the
+    artifacts when the run is done."""
+
+    def __init__(self, queue):
+        super().__init__()
+        self.queue, self.artifacts = queue, []
+
+    def log_scalar(self, name, value, step=None) -> None:
+        self.queue.put(("metric", name, float(value), step))
+
+    def add_artifact(self, path, name=None) -> None:
+        self.artifacts.append((name or os.path.basename(path), Path(path).read_bytes()))
+
+
+def _spawned(local_rank: int, config, seed, batches, directory, queue) -> None:
+    set_global_seed(config["seed"])  # as Sacred seeds the process it runs in
+    run = QueueRun(queue) if idist.get_rank() == 0 else NullRun()
+    results = _train(run, config, seed, batches, directory)
+    if idist.get_rank() == 0:
+        queue.put(("done", results, run.info, run.artifacts))
+
+
+def _spawn(run, config, seed, batches, directory, backend: str, nproc: int) -> dict[str, float]:
+    """Train in ``nproc`` processes (``idist.Parallel``); this process records what rank 0 sends."""
+    queue = mp.get_context("spawn").Queue()
+    outcome: dict[str, Any] = {}
+
+    def relay() -> None:
+        while True:
+            message = queue.get()
+            if message is None:
+                return
+            if message[0] == "metric":
+                run.log_scalar(*message[1:])
+            else:
+                outcome["done"] = message[1:]
+                return
+
+    reader = threading.Thread(target=relay, daemon=True)
+    reader.start()
+    try:
+        with idist.Parallel(backend=backend, nproc_per_node=nproc, master_port=free_port()) as parallel:
+            parallel.run(_spawned, config, seed, batches, directory, queue)
+    finally:
+        if "done" not in outcome:
+            queue.put(None)
+        reader.join()
+    if "done" not in outcome:
+        raise RuntimeError("the training processes ended without a result")
+    results, info, artifacts = outcome["done"]
+    run.info.update(info)
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, payload in artifacts:
+            path = os.path.join(tmp, name)
+            Path(path).write_bytes(payload)
+            run.add_artifact(path, name=name)
+    return results
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def plain(value):
+    """Sacred's read-only config as plain dicts and lists (picklable for spawned processes)."""
+    if isinstance(value, Mapping):
+        return {k: plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [plain(v) for v in value]
+    return value
 
 
 __all__ = ["Batches", "data_batches", "genlab_experiment", "train_and_evaluate"]

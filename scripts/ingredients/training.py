@@ -22,6 +22,7 @@ from sacred import Ingredient
 
 from genlab.objectives import OBJECTIVES, check_hyperparameters
 from genlab.registry import UnknownNameError, check_options
+from genlab.training.distributed import BACKENDS
 from genlab.training.engines import Selection
 from genlab.training.optimizers import OPTIMIZERS, OptimizerFactory, optimizer_options as optimizer_options_of
 from genlab.training.phases import parse_phases
@@ -54,6 +55,8 @@ def _common():
     evaluate_ema = False  # validate, evaluate and save the moving average instead of the weights
     resume = None  # a checkpoint file or a run/checkpoint directory to continue from exactly
     progress = "auto"  # tqdm progress bar: True, False, or "auto" (when stderr is a terminal)
+    backend = None  # data-parallel training: "gloo" (CPU) or "nccl" (GPUs); None: one process
+    nproc_per_node = 1  # processes the run spawns (1 under torchrun, which starts them itself)
 
 
 def _filled(objective, loss, optimizer, optimizer_options, scheduler, scheduler_options):
@@ -100,6 +103,14 @@ def training_ingredient(
         selection(cfg)
         if cfg["evaluate_best"] and cfg["select"] is None:
             raise ValueError("training.evaluate_best needs training.select (the validation quantity that picks the best)")
+        if cfg["backend"] is not None and cfg["backend"] not in BACKENDS:
+            raise ValueError(f"unknown training.backend {cfg['backend']!r}; valid: {', '.join(BACKENDS)} (or None)")
+        if not (isinstance(cfg["nproc_per_node"], int) and cfg["nproc_per_node"] >= 1):
+            raise ValueError(f"training.nproc_per_node must be a positive integer, got {cfg['nproc_per_node']!r}")
+        if cfg["nproc_per_node"] > 1 and cfg["backend"] is None:
+            raise ValueError("training.nproc_per_node > 1 needs training.backend (gloo on CPU, nccl on GPUs)")
+        if cfg["backend"] is not None and cfg["batch_size"] % cfg["nproc_per_node"]:
+            raise ValueError(f"training.batch_size={cfg['batch_size']} cannot be split over {cfg['nproc_per_node']} processes")
         if cfg["eval_every"] != "epoch" and not (isinstance(cfg["eval_every"], int) and cfg["eval_every"] > 0):
             raise ValueError(f"training.eval_every must be a positive number of iterations or 'epoch', got {cfg['eval_every']!r}")
         return {}

@@ -20,6 +20,8 @@ from ignite.engine import Engine, Events
 from ignite.handlers import Checkpoint, DiskSaver, TerminateOnNan
 from ignite.metrics import Metric
 
+from genlab.training.distributed import mean_over_processes
+
 LogFn = Callable[[str, float, int], None]
 
 CHECKPOINT_PREFIX = "checkpoint"
@@ -94,7 +96,8 @@ def attach_train_logging(trainer: Engine, log: LogFn, every: int, prefix: str = 
     """Every ``every`` iterations, log the mean of each train-step quantity as ``<prefix>.<q>``.
 
     Quantities are accumulated on the device and read back only when logged, so a GPU does not
-    synchronise on every step.
+    synchronise on every step. In data-parallel training the logged value is the mean over the
+    processes.
     """
     sums: dict[str, Any] = {}
     count = [0]
@@ -105,8 +108,9 @@ def attach_train_logging(trainer: Engine, log: LogFn, every: int, prefix: str = 
             sums[k] = sums.get(k, 0.0) + (v.detach() if isinstance(v, torch.Tensor) else v)
         count[0] += 1
         if engine.state.iteration % every == 0:
-            for k, s in sums.items():
-                log(f"{prefix}.{k}", as_float(s) / count[0], engine.state.iteration)
+            means = mean_over_processes({k: as_float(s) / count[0] for k, s in sums.items()})
+            for k, value in means.items():
+                log(f"{prefix}.{k}", value, engine.state.iteration)
             sums.clear()
             count[0] = 0
 

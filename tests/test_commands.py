@@ -1,0 +1,74 @@
+"""The inspection commands of the README (dataset.show, model.show, training.show) and starting a
+run from another run's weights (model.init_from)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from conftest import REPO, TINY_DISENT, run_experiment
+from genlab.analysis.runs import load_runs
+from genlab.data import load_dataset
+from genlab.data.transforms import Composition
+
+
+def command(experiment: str, *args: str) -> str:
+    proc = subprocess.run([sys.executable, "-m", f"experiments.{experiment}", *args], cwd=REPO, capture_output=True,
+                          text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return proc.stdout
+
+
+def test_show_commands_describe_what_would_be_built(tmp_path, monkeypatch):
+    monkeypatch.setenv("GENLAB_DATA", str(tmp_path))
+    out = command("disent", "dataset.show", "with", "dataset.generated", "dataset.tiny", "dataset.condition=recomb2element")
+    assert "dsprites (factor_images)" in out and "posX" in out and "variant=leave1out" in out and "test" in out
+    out = command("disent", "model.show", "with", "model.burgess")
+    assert "trainable parameters:" in out and "ConvTranspose2d" in out
+    out = command("disent", "model.show", "with", "model.burgess", "dataset.shapes3d")
+    assert "Conv2d(3, 32" in out  # built for the dataset's 3-channel images
+    out = command("disent", "training.show", "with", "training.cci_vae")
+    assert "objective 'cci_vae'" in out and "loss.c_max = 20.0" in out and "adam lr 0.0001" in out
+    out = command("fce2d", "dataset.show", "with", "dataset.rings", "dataset.n_train=20000")
+    assert "rings (points)" in out and "training mean" in out and "20,000 examples" in out
+    out = command("fce2d", "model.show", "with", "model.glow")
+    assert "ebm: 17,026 trainable parameters" in out and "flow: 46,840 trainable parameters" in out
+
+
+def test_transforms_are_composed_into_the_training_batches():
+    from ingredients.experiment import data_batches
+
+    data = load_dataset({"name": "8gaussians", "n_train": 200, "n_eval": 50, "data_seed": None, "options": {}}, "cpu", 0)
+    config = {"training": {"batch_size": 20, "eval_batch_size": 50},
+              "dataset": {"transforms": [["gaussian_noise", {"std": 0.5}]], "eval_transforms": []}}
+    parts = data_batches(data, config, seed=3)
+    assert isinstance(parts.train.transform, Composition) and parts.val.transform is None
+    first = next(iter(parts.train.bind(lambda: 4)))["x"]
+    again = next(iter(parts.train.bind(lambda: 4)))["x"]  # the same batch after a "resume" at iteration 4
+    plain = next(iter(data_batches(data, {**config, "dataset": {"transforms": [], "eval_transforms": []}}, 3).train.bind(lambda: 4)))["x"]
+    assert torch.equal(first, again) and not torch.equal(first, plain)
+    assert (first - plain).std().item() == pytest.approx(0.5, rel=0.2)
+
+
+def test_init_from_copies_another_runs_weights(recorded, tmp_path):
+    source = load_runs(recorded / "sims" / "disent", where={"training.objective": "beta_vae"}).iloc[0]["run"]
+    source_dir = recorded / "sims" / "disent" / str(source.run_id)
+    common = ["with", *TINY_DISENT, "dataset.condition=recomb2range", "training.max_iterations=0", "seed=2"]
+    run_experiment("disent", [*common, f"model.init_from={source_dir}"], tmp_path)
+    run_experiment("disent", [*common, f"model.init_from={source_dir / 'model.pt'}", "model.options.latent_size=6",
+                              "model.init_strict=False"], tmp_path)
+    same, smaller = load_runs(tmp_path / "sims" / "disent")["run"]
+    want = torch.load(source.artifact_path("model.pt"), weights_only=True)
+    got = torch.load(same.artifact_path("model.pt"), weights_only=True)
+    assert same.info["init_from"]["loaded"] == len(want) and all(torch.equal(got[k], want[k]) for k in want)
+    assert same.config["model"]["init_from"] == str(source_dir)  # recorded in the run's config
+    info = smaller.info["init_from"]
+    got = torch.load(smaller.artifact_path("model.pt"), weights_only=True)
+    assert info["missing"] == info["unused"] == ["decoder.0.weight", "encoder.11.bias", "encoder.11.weight"]  # latent-sized
+    assert torch.equal(got["encoder.0.weight"], want["encoder.0.weight"])  # the convolutions are copied
+    failed = run_experiment("disent", [*common, f"model.init_from={source_dir}", "model.options.latent_size=6"], tmp_path,
+                            check=False)
+    assert failed.returncode != 0 and "size mismatch" in failed.stderr
