@@ -37,6 +37,29 @@ def test_two_gloo_processes_record_one_run_equal_to_one_process(tmp_path):
         "checkpoint_20.pt", "checkpoint_30.pt"]  # written once, by rank 0
 
 
+def test_torchrun_processes_agree_on_rank_zeros_seed_and_record_once(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    from conftest import REPO
+
+    env = {**os.environ, "GENLAB_DATA": str(tmp_path), "PYTHONWARNINGS": "ignore"}
+    env.pop("GENLAB_MONGO", None)
+    args = [a for a in COMMON if not a.startswith("seed=")]  # each process draws its own seed: rank 0's wins
+    proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "-m", "experiments.decoders",
+                           "with", *args, "training.backend=gloo"], cwd=REPO, env=env, capture_output=True, text=True,
+                          timeout=600)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    (parallel,) = load_runs(tmp_path / "sims" / "decoders")["run"]
+    assert parallel.info["processes"] == {"backend": "gloo", "world_size": 2}
+    run_experiment("decoders", ["with", *args, f"seed={parallel.config['seed']}"], tmp_path)  # the same, one process
+    single = load_runs(tmp_path / "sims" / "decoders")["run"].iloc[1]
+    a, b = (torch.load(r.artifact_path("model.pt"), weights_only=True) for r in (single, parallel))
+    for key in a:
+        torch.testing.assert_close(b[key], a[key], rtol=1e-4, atol=1e-5)
+
+
 def points(n=48):
     return Points(torch.arange(n, dtype=torch.float32).unsqueeze(1).repeat(1, 2))
 

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import ignite.distributed as idist
+import torch
 import torch.multiprocessing as mp
 from sacred import Experiment
 from sacred.randomness import set_global_seed
@@ -129,12 +130,17 @@ def train_and_evaluate(run, config: Mapping[str, Any], seed: int, batches: Batch
         return _spawn(run, config, seed, batches, directory, backend, nproc)
     with idist.Parallel(backend=backend) as parallel:  # processes started by torchrun
         box: dict[str, Any] = {}
-        parallel.run(_in_process_group, run if idist.get_rank() == 0 else NullRun(), config, seed, batches, directory, box)
+        parallel.run(_in_process_group, run, config, seed, batches, directory, box)
         return box.get("results", {})
 
 
 def _in_process_group(local_rank: int, run, config, seed, batches, directory, box) -> None:
-    box["results"] = _train(run, config, seed, batches, directory)
+    # each process is a Sacred run of its own: all take rank 0's seeds (Sacred draws one per process
+    # when the command line gives none), and reseed as Sacred seeded rank 0
+    seeds = idist.broadcast(torch.tensor([int(config["seed"]), int(seed)], dtype=torch.int64), src=0).tolist()
+    config = {**config, "seed": seeds[0]}
+    set_global_seed(seeds[0])
+    box["results"] = _train(run if idist.get_rank() == 0 else NullRun(), config, seeds[1], batches, directory)
 
 
 def _train(run, config: Mapping[str, Any], seed: int, batches: BatchesFn, directory: str) -> dict[str, float]:

@@ -41,8 +41,10 @@ def mongo_from_env(env: dict[str, str] | None = None) -> MongoObserver | None:
 
 
 def add_default_observers(ex: Experiment, argv: list[str]) -> None:
+    """The default observers, unless the command line chooses; none on the processes of a
+    ``torchrun`` launch other than rank 0 (``RANK``), which alone records the run."""
     flags = _flags(argv)
-    if flags & _UNOBSERVED_FLAGS:
+    if flags & _UNOBSERVED_FLAGS or os.environ.get("RANK", "0") != "0":
         return
     if not flags & _FILE_FLAGS:
         ex.observers.append(FileStorageObserver(str(sims_dir(ex.path))))
