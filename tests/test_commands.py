@@ -72,3 +72,27 @@ def test_init_from_copies_another_runs_weights(recorded, tmp_path):
     failed = run_experiment("disent", [*common, f"model.init_from={source_dir}", "model.options.latent_size=6"], tmp_path,
                             check=False)
     assert failed.returncode != 0 and "size mismatch" in failed.stderr
+
+
+def test_an_experiment_runs_phases_a_schedule_the_moving_average_and_the_best_weights(tmp_path):
+    import json
+
+    from genlab.analysis.runs import load_model
+
+    phases = [{"name": "fast", "iterations": 10}, {"name": "slow", "iterations": 10, "lr": {"model": 1e-4}}]
+    run_experiment("decoders", ["with", "dataset.generated", "dataset.tiny", "dataset.condition=recomb2range", "model.kim",
+                                "training.progress=False", "training.log_every=5", "training.eval_every=5", "seed=3",
+                                f"training.phases={json.dumps(phases)}", "training.scheduler=step",
+                                "training.scheduler_options.step_size=5", "training.select=val.recon_nll",
+                                "training.evaluate_best=True", "training.ema=0.9", "training.evaluate_ema=True"], tmp_path)
+    run = load_runs(tmp_path / "sims" / "decoders").iloc[0]["run"]
+    assert run.status == "COMPLETED" and run.info["iterations"] == 20
+    assert run.info["phases"] == [{"name": "fast", "start": 0, "end": 10, "stopped": False},
+                                  {"name": "slow", "start": 10, "end": 20, "stopped": False}]
+    assert run.metric("train.phase").to_dict() == {0: 0.0, 10: 1.0}
+    assert {"model.pt", "model_last.pt"} <= set(run.artifact_names())  # the best moving average, and the last weights
+    best = run.info["best"]
+    assert best["score"] == min(run.metric("val.recon_nll").to_numpy())  # the selected evaluation is the best one
+    model = load_model(run)
+    last = torch.load(run.artifact_path("model_last.pt"), weights_only=True)
+    assert any(not torch.equal(v, last[k]) for k, v in model.state_dict().items())

@@ -89,8 +89,8 @@ def training_ingredient(
         unset = [k for k in REQUIRED if cfg.get(k) is None]
         if unset:
             raise ValueError(f"training.{unset[0]} is not set (this experiment's defaults must give {', '.join(REQUIRED)})")
-        if cfg["epochs"] is None and cfg["max_iterations"] is None:
-            raise ValueError("give training.epochs or training.max_iterations")
+        if cfg["phases"] is None and cfg["epochs"] is None and cfg["max_iterations"] is None:
+            raise ValueError("give training.epochs, training.max_iterations or training.phases")
         if objectives is not None and cfg["objective"] not in objectives:
             OBJECTIVES.get(cfg["objective"])  # an unknown name lists every objective
             raise UnknownNameError(f"{experiment} objective", cfg["objective"], sorted(objectives))
