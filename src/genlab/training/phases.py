@@ -11,7 +11,8 @@ them); ``lr`` sets learning rates at the phase's start (``{optimizer name: lr}``
 
 :class:`PhaseTracker` is the Ignite handler that moves the run through its phases. Its state (the
 current phase, where it started, the partial epoch's sums for the stop rule) is checkpointed with
-the run, so a resumed run takes the same phase decisions as an uninterrupted one.
+the run, so a resumed run takes the same phase decisions as an uninterrupted one. A run of several
+phases logs ``train.phase`` (the phase's index) at the step where each phase starts.
 """
 
 from __future__ import annotations
@@ -171,7 +172,8 @@ class PhaseTracker:
 
     def _begin(self, engine: Engine) -> None:
         if engine.state.iteration - 1 == self.start:  # the phase's first step (not repeated on resume)
-            self.log("train.phase", float(self.index), self.start)
+            if len(self.phases) > 1:  # a run of one phase has nothing to mark
+                self.log("train.phase", float(self.index), self.start)
             for name, lr in self.phase.lr.items():
                 for group in self._optimizers[name].param_groups:
                     group["lr"] = float(lr)
