@@ -157,8 +157,3 @@ def load_dataset(config: Mapping[str, Any], device: torch.device | str = "cpu", 
     runtime = {"device": torch.device(device), "seed": int(seed)}
     return spec.build(**options, **{k: runtime[k] for k in runtime_arguments(spec.build) if k in runtime})
 
-
-def example_shape(name: str) -> tuple[int, ...]:
-    """The shape of one example of dataset ``name`` (what ``model.show`` builds a model for)."""
-    return tuple(DATASETS.get(name).shape)
-

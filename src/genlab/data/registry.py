@@ -94,10 +94,6 @@ class DatasetSpec:
             )
         return inputs
 
-    def loader_defaults(self) -> dict:
-        """The kind's loader keys with this builder's defaults."""
-        return {k: v for k, v in keyword_defaults(self.build).items() if k in KINDS[self.kind].loader_keys}
-
 
 DATASETS: Registry[DatasetSpec] = Registry("dataset", discover="genlab.data")
 

@@ -61,21 +61,6 @@ def evaluation_options(names: Iterable[str]) -> dict[str, Any]:
     return options
 
 
-def check_evaluations(names: Iterable[str], options: Mapping[str, Any]) -> None:
-    """Unknown evaluation names, and options none of the named evaluations takes, fail here."""
-    names = list(names)
-    for name in names:
-        EVALUATIONS.get(name)
-    known = evaluation_options(names)
-    unknown = sorted(set(options) - set(known))
-    if unknown:
-        listed = ", ".join(names) or "(none)"
-        raise ValueError(
-            f"no evaluation of this run ({listed}) has the option(s) {', '.join(unknown)}; "
-            f"their options are: {', '.join(sorted(known)) or '(none)'}"
-        )
-
-
 def run_evaluations(ctx: EvalContext, names: Iterable[str], options: Mapping[str, Any]) -> tuple[Metrics, dict[str, Any]]:
     """Run the named evaluations in order, each with the options it takes; merged metrics and info."""
     metrics: Metrics = {}

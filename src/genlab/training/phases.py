@@ -231,11 +231,6 @@ class PhaseTracker:
         while not self.over and iteration - self.start >= self.phase.length(self.batches_per_epoch):
             self._next(min(iteration, self.start + self.phase.length(self.batches_per_epoch)))
 
-    @property
-    def end(self) -> int | None:
-        """The update at which the run ended (None while it runs)."""
-        return self.spans[-1][2] if self.over else None
-
     # --- checkpoint ------------------------------------------------------------------------------
 
     def state_dict(self) -> dict[str, Any]:
