@@ -13,7 +13,8 @@ from genlab.data.base import from_numpy
 from genlab.data.batches import SequentialBatches, ShuffledBatches
 from genlab.objectives.base import Objective
 from genlab.training.engines import fit
-from genlab.training.handlers import NonFiniteLossError, latest_checkpoint
+from genlab.training.checkpoints import latest_checkpoint
+from genlab.training.handlers import NonFiniteLossError
 from genlab.training.optimizers import OptimizerFactory
 
 

@@ -12,12 +12,17 @@
 - best-checkpoint selection on a validation quantity with a warm-up gate (Ignite's ``Checkpoint``
   with a ``score_function``), early stopping on the same quantity and gate, and optionally the
   best weights, not the last, as the result;
-- checkpoints of everything above for an exact resume.
+- checkpoints of everything above for an exact resume (``genlab.training.checkpoints``: the new
+  file written before old ones go, never of non-finite weights, a corrupt newest file skipped for
+  the next older one), the logging accumulators and the last evaluation included, so a resumed
+  run logs what an uninterrupted one would, and a run resumed from its final checkpoint goes
+  straight to the end-of-run evaluations.
 """
 
 from __future__ import annotations
 
 import logging
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
@@ -27,6 +32,7 @@ from ignite.engine import Engine, Events
 from ignite.handlers import Checkpoint, DiskSaver, EarlyStopping, EMAHandler, ProgressBar
 
 from genlab.objectives.base import Objective
+from genlab.training.checkpoints import Checkpointer, iteration_of, load_checkpoint
 from genlab.training.handlers import (
     DictMean,
     EpochMeans,
@@ -36,10 +42,8 @@ from genlab.training.handlers import (
     RNGState,
     StateDictOf,
     StopOnNonFinite,
-    attach_checkpointing,
+    TrainLogging,
     attach_evaluation,
-    attach_train_logging,
-    load_checkpoint,
 )
 from genlab.training.phases import Phase, PhaseTracker, parse_phases
 from genlab.training.progress import Progress
@@ -114,6 +118,8 @@ class FitResult:
     best_checkpoint: Path | None = None
     best_score: float | None = None  # the selected quantity's value at the best evaluation
     phases: list[tuple[str, int, int]] = field(default_factory=list)  # (name, start, end) of each phase run
+    resumed_at: int | None = None  # the iteration of the checkpoint resumed from
+    last_checkpoint: Path | None = None  # the newest checkpoint written (or resumed from)
 
 
 def fit(
@@ -140,6 +146,8 @@ def fit(
     evaluate_ema: bool = False,
     progress: bool = False,
     hooks: Callable[[Engine], None] | None = None,
+    on_checkpoint: Callable[[Path, int], None] | None = None,
+    on_resume: Callable[[], None] | None = None,
 ) -> FitResult:
     """Train ``model`` with ``objective`` through ``phases`` (or one phase of ``max_iterations``).
 
@@ -150,8 +158,11 @@ def fit(
     ``<checkpoint_dir>/best/``; ``early_stopping_patience`` evaluations without improvement of the
     same quantity (``val.loss`` without ``select``) stop the run. ``ema_decay``: keep an
     exponential moving average of the weights (``evaluate_ema``: evaluate it instead of the model).
-    Raises ``NonFiniteLossError`` if a loss goes NaN/inf and ``KeyboardInterrupt`` after a clean
-    stop on Ctrl-C/SIGTERM; both leave the last checkpoint.
+    ``on_checkpoint(path, iteration)`` is called after each checkpoint is written; ``on_resume()``
+    right after the state is restored from ``resume`` (to apply settings that may change on resume).
+    Raises ``NonFiniteLossError`` (naming the last checkpoint with finite weights) if a loss goes
+    NaN/inf and ``KeyboardInterrupt`` after a clean stop on Ctrl-C/SIGTERM; both leave the last
+    checkpoint.
     """
     log = log or (lambda name, value, step: None)
     n_batches = len(train_batches)
@@ -203,13 +214,15 @@ def fit(
             eval_model = ema.ema_model
     elif evaluate_ema:
         raise ValueError("evaluate_ema needs an EMA (ema_decay)")
-    attach_train_logging(trainer, log, every=log_every)
+    to_save["train_logging"] = TrainLogging(log, every=log_every).attach(trainer)
 
-    early_stopping, best, best_metrics = None, None, {}
+    early_stopping, best, best_metrics, last_eval = None, None, {}, {}
     gate = select.after if select is not None else 0
     if val_batches is not None:
         evaluator = create_evaluator(eval_model, objective)
         attach_evaluation(trainer, evaluator, val_batches, every=every, log=log)
+        evaluator.add_event_handler(Events.COMPLETED, lambda e: (last_eval.clear(), last_eval.update(e.state.metrics)))
+        to_save["last_eval"] = StateDictOf(last_eval)
         if select is not None:
             if checkpoint_dir is None:
                 raise ValueError("best-checkpoint selection needs a checkpoint directory")
@@ -240,15 +253,21 @@ def fit(
     elif select is not None or early_stopping_patience:
         raise ValueError("best-checkpoint selection and early stopping need validation batches")
 
+    checkpointer = None
     if checkpoint_dir is not None:
-        attach_checkpointing(
-            trainer, to_save, Path(checkpoint_dir), every=checkpoint_every, n_saved=n_saved, valid=lambda: nonfinite.step is None
-        )
+        modules = [model] + ([to_save["ema_model"]] if "ema_model" in to_save else [])
+        checkpointer = Checkpointer(to_save, Path(checkpoint_dir), every=checkpoint_every, n_saved=n_saved,
+                                    valid=lambda: nonfinite.step is None, modules=modules, on_save=on_checkpoint)  # fmt: skip
+        checkpointer.attach(trainer)
 
     resumed_from = None
     if resume is not None:
-        resumed_from = load_checkpoint(to_save, resume, optional=("phases", "epoch_means", "best_metrics"))
+        resumed_from = load_checkpoint(to_save, resume, optional=("phases", "epoch_means", "best_metrics", "train_logging", "last_eval"))
         tracker.resume_at(trainer.state.iteration)
+        if best is not None:
+            _carry_best(resumed_from.parent / "best", Path(checkpoint_dir) / "best")
+        if on_resume is not None:
+            on_resume()
         logger.info("resumed from %s at iteration %d", resumed_from, trainer.state.iteration)
 
     if progress:
@@ -260,12 +279,15 @@ def fit(
     with GracefulInterrupt(trainer) as interrupt:
         if trainer.state.iteration < planned:
             trainer.run(train_batches, max_iters=planned, epoch_length=n_batches)
+    last, last_iteration = (checkpointer.last, checkpointer.last_iteration) if checkpointer is not None else (None, None)
+    if last is None and resumed_from is not None:
+        last, last_iteration = resumed_from, iteration_of(resumed_from)
     if nonfinite.step is not None:
-        raise NonFiniteLossError(nonfinite.step)
+        raise NonFiniteLossError(nonfinite.step, last, last_iteration)
     if interrupt.requested:
         raise KeyboardInterrupt(f"stopped at iteration {trainer.state.iteration}; checkpoint in {checkpoint_dir}")
 
-    val_metrics = dict(getattr(trainer.state, "last_eval", {}) or {})
+    val_metrics = dict(last_eval)
     best_file = Path(best.last_checkpoint) if best is not None and best.last_checkpoint is not None else None
     if best_file is not None and not best_file.is_absolute():
         best_file = Path(checkpoint_dir) / "best" / best_file
@@ -283,4 +305,16 @@ def fit(
         best_checkpoint=best_file,
         best_score=None if not best_metrics else float(best_metrics[select.metric]),
         phases=list(tracker.spans),
+        resumed_at=None if resumed_from is None else iteration_of(resumed_from),
+        last_checkpoint=last,
     )
+
+
+def _carry_best(source: Path, target: Path) -> None:
+    """A resumed run's best-weights file lives in the earlier run's ``best/`` folder: copy it, so
+    the resumed run's record is complete on its own."""
+    if source.is_dir() and source.resolve() != target.resolve():
+        target.mkdir(parents=True, exist_ok=True)
+        for path in source.glob("*.pt"):
+            if not (target / path.name).exists():
+                shutil.copy2(path, target / path.name)

@@ -1,5 +1,5 @@
 """Ignite handlers shared by every experiment: metric logging, evaluation, NaN stop, graceful
-interruption, checkpoints with exact resume.
+interruption and the state an exact resume needs (checkpoint files: ``genlab.training.checkpoints``).
 
 Logging goes through a plain callable ``log(name, value, step)`` (Sacred's ``_run.log_scalar`` in
 experiments), so nothing here knows Sacred.
@@ -8,7 +8,6 @@ experiments), so nothing here knows Sacred.
 from __future__ import annotations
 
 import random
-import re
 import signal
 from numbers import Number
 from pathlib import Path
@@ -17,14 +16,12 @@ from typing import Any, Callable, Mapping
 import numpy as np
 import torch
 from ignite.engine import Engine, Events
-from ignite.handlers import Checkpoint, DiskSaver, TerminateOnNan
+from ignite.handlers import TerminateOnNan
 from ignite.metrics import Metric
 
 from genlab.training.distributed import mean_over_processes
 
 LogFn = Callable[[str, float, int], None]
-
-CHECKPOINT_PREFIX = "checkpoint"
 
 
 def as_float(value: Any) -> float:
@@ -92,27 +89,40 @@ class EpochMeans:
         self._sums, self._count, self._last = dict(state["sums"]), int(state["count"]), dict(state["last"])
 
 
-def attach_train_logging(trainer: Engine, log: LogFn, every: int, prefix: str = "batch") -> None:
-    """Every ``every`` iterations, log the mean of each train-step quantity as ``<prefix>.<q>``.
+class TrainLogging:
+    """Every ``every`` iterations, log the mean of each train-step quantity since the last log as
+    ``<prefix>.<q>``.
 
     Quantities are accumulated on the device and read back only when logged, so a GPU does not
     synchronise on every step. In data-parallel training the logged value is the mean over the
-    processes.
+    processes. The running sums are checkpointed, so the first mean after a resume still covers
+    every iteration since the previous log.
     """
-    sums: dict[str, Any] = {}
-    count = [0]
 
-    @trainer.on(Events.ITERATION_COMPLETED)
-    def accumulate(engine: Engine) -> None:
+    def __init__(self, log: LogFn, every: int, prefix: str = "batch"):
+        self.log, self.every, self.prefix = log, every, prefix
+        self._sums: dict[str, Any] = {}
+        self._count = 0
+
+    def attach(self, trainer: Engine) -> "TrainLogging":
+        trainer.add_event_handler(Events.ITERATION_COMPLETED, self._accumulate)
+        return self
+
+    def _accumulate(self, engine: Engine) -> None:
         for k, v in engine.state.output.items():
-            sums[k] = sums.get(k, 0.0) + (v.detach() if isinstance(v, torch.Tensor) else v)
-        count[0] += 1
-        if engine.state.iteration % every == 0:
-            means = mean_over_processes({k: as_float(s) / count[0] for k, s in sums.items()})
+            self._sums[k] = self._sums.get(k, 0.0) + (v.detach() if isinstance(v, torch.Tensor) else v)
+        self._count += 1
+        if engine.state.iteration % self.every == 0:
+            means = mean_over_processes({k: as_float(s) / self._count for k, s in self._sums.items()})
             for k, value in means.items():
-                log(f"{prefix}.{k}", value, engine.state.iteration)
-            sums.clear()
-            count[0] = 0
+                self.log(f"{self.prefix}.{k}", value, engine.state.iteration)
+            self._sums, self._count = {}, 0
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"sums": dict(self._sums), "count": self._count}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        self._sums, self._count = dict(state["sums"]), int(state["count"])
 
 
 def evaluate(evaluator: Engine, data) -> dict[str, float]:
@@ -131,7 +141,6 @@ def attach_evaluation(trainer: Engine, evaluator: Engine, data, every: int, log:
 
     def run(engine: Engine) -> None:
         log_metrics(log, prefix, evaluate(evaluator, data), engine.state.iteration)
-        engine.state.last_eval = dict(evaluator.state.metrics)
 
     trainer.add_event_handler(Events.ITERATION_COMPLETED(every=every), run)
 
@@ -155,12 +164,17 @@ class StopOnNonFinite(TerminateOnNan):
 
 
 class NonFiniteLossError(FloatingPointError):
-    def __init__(self, step: int):
-        self.step = step
-        super().__init__(
-            f"training stopped at iteration {step}: a loss became NaN or infinite; "
-            "resume from the last checkpoint with a smaller learning rate or other settings"
-        )
+    """A loss became NaN or infinite at iteration ``step``; ``last_checkpoint`` (at
+    ``last_iteration``) is the newest checkpoint whose weights are all finite, or None."""
+
+    def __init__(self, step: int, last_checkpoint: Path | None = None, last_iteration: int | None = None):
+        self.step, self.last_checkpoint, self.last_iteration = step, last_checkpoint, last_iteration
+        if last_checkpoint is None:
+            advice = "no checkpoint with finite weights was written before it; start again with other settings"
+        else:
+            advice = (f"the last checkpoint with finite weights is {last_checkpoint} (iteration {last_iteration}): "
+                      f"resume from it (training.resume={last_checkpoint}) with a smaller learning rate or other settings")
+        super().__init__(f"training stopped at iteration {step}: a loss became NaN or infinite; {advice}")
 
 
 class GracefulInterrupt:
@@ -229,60 +243,3 @@ class StateDictOf:
             self.obj.update(state)
         else:
             self.obj.load_state_dict(state)
-
-
-def attach_checkpointing(
-    trainer: Engine,
-    to_save: dict[str, Any],
-    dirname: Path,
-    every: int,
-    n_saved: int = 2,
-    valid: Callable[[], bool] = lambda: True,
-) -> Checkpoint:
-    """``ignite.handlers.Checkpoint`` of everything a run needs to continue exactly, every ``every``
-    iterations and when the trainer completes or stops early, unless ``valid()`` is false (a
-    non-finite loss: the last good checkpoint is kept). Files: ``checkpoint_<iteration>.pt``."""
-    handler = Checkpoint(
-        to_save,
-        DiskSaver(str(dirname), require_empty=False, create_dir=True),
-        filename_prefix="",
-        n_saved=n_saved,
-        global_step_transform=lambda engine, _: engine.state.iteration,
-    )
-    saved_at = [-1]
-
-    def save(engine: Engine) -> None:
-        if valid() and saved_at[0] != engine.state.iteration:
-            handler(engine)
-            saved_at[0] = engine.state.iteration
-
-    trainer.add_event_handler(Events.ITERATION_COMPLETED(every=every) | Events.COMPLETED | Events.TERMINATE, save)
-    return handler
-
-
-def latest_checkpoint(path: str | Path) -> Path:
-    """A checkpoint file, or the newest ``checkpoint_<iteration>.pt`` in a checkpoint directory or in
-    the ``checkpoints/`` folder of a recorded run's directory."""
-    path = Path(path)
-    if path.is_file():
-        return path
-    if (path / "checkpoints").is_dir():
-        path = path / "checkpoints"
-    if not path.is_dir():
-        raise FileNotFoundError(f"training.resume={str(path)!r}: no such checkpoint file or directory")
-    found = sorted(
-        (int(m.group(1)), p) for p in path.glob(f"{CHECKPOINT_PREFIX}_*.pt") if (m := re.fullmatch(rf"{CHECKPOINT_PREFIX}_(\d+)\.pt", p.name))
-    )
-    if not found:
-        raise FileNotFoundError(f"training.resume={str(path)!r}: no {CHECKPOINT_PREFIX}_<iteration>.pt file in that directory")
-    return found[-1][1]
-
-
-def load_checkpoint(to_load: dict[str, Any], path: str | Path, optional: tuple[str, ...] = ()) -> Path:
-    """Restore ``to_load`` from the checkpoint at ``path`` (see ``latest_checkpoint``). Entries named
-    in ``optional`` may be absent from the checkpoint (written before they existed): they keep their
-    fresh state."""
-    checkpoint = latest_checkpoint(path)
-    state = torch.load(checkpoint, map_location="cpu", weights_only=False)
-    Checkpoint.load_objects({k: v for k, v in to_load.items() if k in state or k not in optional}, state)
-    return checkpoint
