@@ -310,3 +310,19 @@ def test_full_generated_dataset_is_cached(tmp_path):
     assert mean == pytest.approx(0.042494, abs=5e-4)
     orient = first.classes[:, 2]
     assert torch.equal(first.images[orient == 0], first.images[orient == 39])
+
+
+@pytest.mark.parametrize("where", [0.3, 0.6])
+def test_flipped_bytes_inside_the_compressed_file_name_it_as_corrupt(tmp_path, where):
+    """Issue 10: damaged deflate data gave a bare ``zlib.error`` (or a CRC ``BadZipFile``)."""
+    path = tmp_path / ds.FILENAME
+    write_fixture(path, tiny_classes())
+    raw = bytearray(path.read_bytes())
+    with zipfile.ZipFile(path) as zf:
+        info = zf.getinfo("imgs.npy")
+    start = info.header_offset + 30 + len(info.filename) + len(info.extra)
+    at = start + int(info.compress_size * where)
+    raw[at : at + 64] = bytes(b ^ 0x5A for b in raw[at : at + 64])
+    path.write_bytes(bytes(raw))
+    with pytest.raises(ValueError, match=rf"{ds.FILENAME}.*is corrupt"):
+        ds.load(source="file", path=path)

@@ -23,7 +23,7 @@ from numpy.lib import format as npformat
 
 from genlab import paths
 from genlab.data.base import FactorGrid, FactorImages, from_numpy
-from genlab.data.files import DataFile, check_strides, strided_classes
+from genlab.data.files import CORRUPT_ARCHIVE, DataFile, check_strides, corrupt_message, strided_classes
 from genlab.data.registry import DATASETS, DatasetSpec
 
 FILENAME = "dsprites_ndarray_co1sh3sc6or40x32y32_64x64.npz"
@@ -249,6 +249,13 @@ def read_npz(
         zf = zipfile.ZipFile(path)
     except zipfile.BadZipFile as e:
         raise _bad(path, f"not a zip/npz archive ({e})") from None
+    try:
+        return _read_archive(zf, path, strides, chunk)
+    except CORRUPT_ARCHIVE as e:
+        raise _bad(path, corrupt_message(e)) from None
+
+
+def _read_archive(zf: zipfile.ZipFile, path: Path, strides: Sequence[int] | None, chunk: int):
     with zf:
         present = {name[:-4] for name in zf.namelist() if name.endswith(".npy")}
         missing = [k for k in KEYS if k not in present]

@@ -8,6 +8,8 @@ with internet, and the offline alternative where there is one.
 
 from __future__ import annotations
 
+import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
@@ -16,6 +18,14 @@ import numpy as np
 
 from genlab import paths
 from genlab.data.base import FactorGrid
+
+# what reading a damaged compressed archive raises: a CRC mismatch, a corrupt deflate stream, a cut one
+CORRUPT_ARCHIVE = (zipfile.BadZipFile, zlib.error, EOFError)
+
+
+def corrupt_message(error: BaseException) -> str:
+    """The malformed-file detail for a damaged archive (see ``CORRUPT_ARCHIVE``)."""
+    return f"is corrupt ({type(error).__name__}: {error}): fetch it again, or check the copy against its published checksum"
 
 
 @dataclass(frozen=True)

@@ -42,7 +42,7 @@ from numpy.lib import format as npformat
 
 from genlab import paths
 from genlab.data.base import FactorGrid, FactorImages, LazyImages, choose_resident, from_numpy, standin_images
-from genlab.data.files import DataFile, check_strides, strided_classes
+from genlab.data.files import CORRUPT_ARCHIVE, DataFile, check_strides, corrupt_message, strided_classes
 from genlab.data.registry import DATASETS, DatasetSpec
 
 log = logging.getLogger(__name__)
@@ -196,8 +196,8 @@ def _extract(zf: zipfile.ZipFile, path: Path, cache: Path):
         with zf.open(MEMBER) as src, open(tmp, "wb") as dst:
             shutil.copyfileobj(src, dst, 16 << 20)
         os.replace(tmp, cache)
-    except zipfile.BadZipFile as e:  # CRC mismatch
-        raise _bad(path, f"'images' is corrupt ({e})") from None
+    except CORRUPT_ARCHIVE as e:  # a CRC mismatch, a damaged deflate stream
+        raise _bad(path, f"'images' {corrupt_message(e)}") from None
     finally:
         if tmp.exists():
             tmp.unlink()
