@@ -58,31 +58,3 @@ def test_slurm_array_runs_the_requested_line(tmp_path):
     assert (tmp_path / "out").read_text() == "two\n"
     missing = subprocess.run([REPO / "bin/slurm-array", jobs, "7"], capture_output=True, text=True)
     assert missing.returncode != 0 and "line 7" in missing.stderr
-
-
-def test_observers_follow_the_command_line_and_genlab_mongo(monkeypatch, tmp_path):
-    from sacred import Experiment
-    from sacred.observers import FileStorageObserver, MongoObserver
-
-    from ingredients import observers
-
-    monkeypatch.setenv("GENLAB_DATA", str(tmp_path))
-    monkeypatch.delenv("GENLAB_MONGO", raising=False)
-
-    def kinds(argv):
-        ex = Experiment("x", save_git_info=False)
-        observers.add_default_observers(ex, argv)
-        return [type(o) for o in ex.observers], ex
-
-    assert kinds(["with", "seed=1"])[0] == [FileStorageObserver]
-    assert kinds(["with", "seed=1"])[1].observers[0].basedir == str(tmp_path / "sims" / "x")
-    assert kinds(["-F", "elsewhere"])[0] == []  # Sacred adds the user's own
-    assert kinds(["-u"])[0] == []
-    created = []
-    monkeypatch.setattr(observers, "MongoObserver", lambda **kw: created.append(kw) or MongoObserver.__new__(MongoObserver))
-    monkeypatch.setenv("GENLAB_MONGO", "mongodb://db.example:27018/disent")
-    assert len(kinds([])[0]) == 2 and created[-1] == {"url": "mongodb://db.example:27018/disent", "db_name": "disent"}
-    assert len(kinds(["-m", "db:1:x"])[0]) == 1  # -m given: not twice
-    monkeypatch.setenv("GENLAB_MONGO", "db.example:27018")
-    with pytest.raises(ValueError, match="GENLAB_MONGO"):
-        kinds([])

@@ -51,12 +51,15 @@ def test_resume_continues_exactly_where_a_run_stopped(recorded, tmp_path):
     # continue the recorded run from its own config, for 20 more iterations
     disent(["with", str(first / "config.json"), f"training.resume={first}", "training.max_iterations=40"], tmp_path)
     disent([*common, "training.max_iterations=40"], tmp_path)  # the same run, uninterrupted
-    runs = load_runs(tmp_path / "sims" / "disent")
+    runs = load_runs(tmp_path / "sims" / "disent", resumes="separate")
     resumed, straight = runs.iloc[1]["run"], runs.iloc[2]["run"]
     assert resumed.info["resumed_from"].endswith("checkpoint_20.pt") and resumed.info["iterations"] == 40
     a, b = (torch.load(r.artifact_path("model.pt"), weights_only=True) for r in (resumed, straight))
     assert all(torch.equal(a[k], b[k]) for k in a)
     assert resumed.metric("batch.loss").index.min() == 25  # logging continues at the resumed step
+    joined = load_runs(tmp_path / "sims" / "disent")  # the first two records are one logical run
+    assert list(joined["links"]) == [[1, 2], [3]]
+    assert joined.iloc[0]["run"].metric("batch.loss").equals(straight.metric("batch.loss"))
 
 
 def test_bad_input_fails_before_any_compute(tmp_path):

@@ -64,3 +64,83 @@ def test_mongo_observer_round_trip(mongo_url, tmp_path):
     # MongoObserver.final_save does not raise when a save fails: it pickles the run into failure_dir
     # and warns. A run that "succeeded" this way stored nothing, hence this check.
     assert not failure_dir.exists()
+
+
+# --- load_runs on MongoDB: resume chains and dead runs (the stores of tests/test_runs.py) -----------
+
+
+def write_mongo_store(db, runs: dict[int, dict]) -> None:
+    """The runs of ``test_runs.chain_runs()`` as Sacred's MongoObserver stores them: one ``runs``
+    document each (config, info, artifacts as GridFS ids), one ``metrics`` document per metric
+    (referenced in ``info["metrics"]``)."""
+    fs = gridfs.GridFS(db)
+    for run_id, r in runs.items():
+        info = dict(r["info"])
+        for name, points in r["metrics"].items():
+            metric_id = db.metrics.insert_one({
+                "run_id": run_id, "name": name, "steps": list(points), "values": list(points.values()),
+                "timestamps": [r["start"]] * len(points),
+            }).inserted_id  # fmt: skip
+            info.setdefault("metrics", []).append({"name": name, "id": str(metric_id)})
+        artifacts = [{"name": name, "file_id": fs.put(data, filename=f"artifact://runs/{run_id}/{name}")}
+                     for name, data in r.get("artifacts", {}).items()]  # fmt: skip
+        doc = {
+            "_id": run_id, "experiment": {"name": r["experiment"], "base_dir": "/src", "sources": [], "dependencies": [],
+                                          "repositories": [], "mainfile": "x.py"},
+            "format": "MongoObserver-0.7.0", "command": "main", "host": {"hostname": "h"}, "start_time": r["start"],
+            "config": r["config"], "meta": {"command": "main"}, "status": r["status"], "resources": [],
+            "artifacts": artifacts, "captured_out": f"run {run_id}\n", "info": info, "heartbeat": r.get("heartbeat"),
+            "result": r.get("result"),
+        }  # fmt: skip
+        if r.get("stop") is not None:
+            doc["stop_time"] = r["stop"]
+        db.runs.insert_one(doc)
+
+
+@pytest.fixture
+def chain_mongo(mongo_url, tmp_path):
+    from test_runs import chain_runs
+
+    db_name = "t_runs_chains"
+    spec = chain_runs()
+    with MongoClient(mongo_url) as client:
+        client.drop_database(db_name)
+        write_mongo_store(client[db_name], spec)
+    return f"{mongo_url.rstrip('/')}/{db_name}", spec
+
+
+def test_mongo_joins_resume_chains_and_reports_dead_runs(chain_mongo, tmp_path):
+    from genlab.analysis.runs import load_runs
+    from test_runs import check_chain_filters, check_chain_table
+
+    url, spec = chain_mongo
+    table = load_runs(url, cache_dir=tmp_path / "cache")
+    check_chain_table(table, spec)
+    assert table["run"].iloc[0].artifact_path("model.pt").read_bytes() == b"weights of run 2"  # the last link's
+    assert table["run"].iloc[3].captured_out() == "run 7\n"
+    check_chain_filters(url, lambda source, **kwargs: load_runs(source, cache_dir=tmp_path / "cache", **kwargs))
+
+
+def test_mongo_and_file_store_give_the_same_joined_table(chain_mongo, tmp_path):
+    import pandas as pd
+
+    from genlab.analysis.runs import load_runs
+    from test_runs import write_file_store
+
+    url, spec = chain_mongo
+    directory = write_file_store(tmp_path / "fs", spec)
+    for kwargs in ({}, {"resumes": "separate"}, {"where": {"training.lr": 0.01}}, {"status": "PROBABLY_DEAD"},
+                   {"where": {"training.max_iterations": 30}, "resumes": "separate"}):
+        mongo = load_runs(url, cache_dir=tmp_path / "cache", **kwargs)
+        files = load_runs(directory, **kwargs)
+        pd.testing.assert_frame_equal(mongo.drop(columns="run"), files.drop(columns="run"))
+        for a, b in zip(mongo["run"], files["run"]):
+            assert {n: a.metric(n).to_dict() for n in a.metric_names()} == {n: b.metric(n).to_dict() for n in b.metric_names()}
+
+
+def test_mongo_query_for_probably_dead_runs_asks_for_running_ones():
+    from genlab.analysis.runs import _mongo_query
+
+    assert _mongo_query({}, None, {"PROBABLY_DEAD"}) == {"status": "RUNNING"}
+    assert _mongo_query({}, "e", {"PROBABLY_DEAD", "RUNNING", "FAILED"}) == {
+        "experiment.name": "e", "status": {"$in": ["FAILED", "RUNNING"]}}

@@ -108,7 +108,10 @@ def composer():
 
 
 def smoke():
-    """A few hundred iterations with frequent evaluation: a laptop-CPU check that everything runs."""
+    """A few hundred iterations with frequent evaluation: a laptop-CPU check that everything runs,
+    small end to end: the end-of-run evaluations are smoke-sized too (``evaluation.max_examples``
+    2,000 unless set)."""
+    smoke = True
     max_iterations = 200
     eval_every = 100
     log_every = 20

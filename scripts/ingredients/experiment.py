@@ -31,12 +31,16 @@ from genlab.devices import resolve_device
 from genlab.evaluations import EvalContext, run_evaluations
 from genlab.models import build_model, load_weights
 from genlab.objectives import build_objective
+from genlab.training.checkpoints import iteration_of
 from genlab.training.distributed import average_gradients, world
 from genlab.training.engines import FitResult, fit
+from genlab.training.handlers import NonFiniteLossError
+from genlab.training.resume import apply_to_optimizers, check_resume, checkpointed_config, config_changes, write_config
+from ingredients import heartbeat
 from ingredients.dataset import dataset_ingredient
 from ingredients.evaluation import evaluation_ingredient, evaluation_settings
 from ingredients.model import model_ingredient
-from ingredients.observers import checkpoint_dir, log_final, prepare, record_fit
+from ingredients.observers import add_artifact, checkpoint_dir, log_final, prepare, record_fit
 from ingredients.training import fit_options, optimizer_factory, training_ingredient
 
 
@@ -72,7 +76,27 @@ def genlab_experiment(
     ]
     ex = prepare(Experiment(name, ingredients=ingredients))
     ex.add_config(device="auto")  # "auto" picks CUDA when present
+    ex.config_hook(check_resumed_config)
     return ex
+
+
+def check_resumed_config(config, command_name, logger) -> dict:
+    """With ``training.resume``: take the checkpointed run's ``seed`` when none is given, and refuse
+    a config that differs from the checkpointed run's in more than the run length
+    (``genlab.training.resume``), before anything is built or recorded."""
+    resume = config["training"].get("resume")
+    if resume is None:
+        return {}
+    checkpoint, recorded = checkpointed_config(resume)
+    if recorded is None:
+        logger.warning("training.resume=%s: the checkpointed run's config is not known; the resumed config is not checked", resume)
+        return {}
+    updates = {}
+    if "seed" not in config and "seed" in recorded:
+        updates["seed"] = recorded["seed"]
+        logger.info("resuming %s with the checkpointed run's seed=%s", checkpoint, recorded["seed"])
+    check_resume(recorded, {**config, **updates}, config["training"].get("resume_changes") or [], checkpoint)
+    return updates
 
 
 @dataclass
@@ -112,7 +136,9 @@ def train_and_evaluate(run, config: Mapping[str, Any], seed: int, batches: Batch
     ``model.pt`` of the weights the results describe: the last, their moving average or the best) ->
     the end-of-run evaluations (``config["evaluation"]``) of those weights, logged at the final step.
     ``seed`` (Sacred's ``_seed`` of ``main``) orders the training batches; the data is drawn from
-    the config's ``seed``. Returns the final validation and evaluation metrics.
+    the config's ``seed``. Returns the final validation and evaluation metrics, nested by split
+    (``{"test": {"recon_nll": ...}}``, so that a MongoDB query on ``result.test.recon_nll`` finds
+    them; the logged metrics keep the dotted names).
 
     With ``training.backend`` the same run is data-parallel (``genlab.training.distributed``): over
     ``training.nproc_per_node`` processes spawned here, or over the processes ``torchrun`` started
@@ -121,17 +147,30 @@ def train_and_evaluate(run, config: Mapping[str, Any], seed: int, batches: Batch
     config = plain(config)
     training = config["training"]
     backend, nproc = training["backend"], int(training["nproc_per_node"])
-    directory = checkpoint_dir(run)
+    directory = os.path.abspath(checkpoint_dir(run))
+    heartbeat.serialise(run)
     if backend is None:
         if nproc != 1:
             raise ValueError("training.nproc_per_node > 1 needs training.backend (gloo on CPU, nccl on GPUs)")
-        return _train(run, config, seed, batches, directory)
+        return nested(_train(run, config, seed, batches, directory))
     if nproc > 1:
-        return _spawn(run, config, seed, batches, directory, backend, nproc)
+        return nested(_spawn(run, config, seed, batches, directory, backend, nproc))
     with idist.Parallel(backend=backend) as parallel:  # processes started by torchrun
         box: dict[str, Any] = {}
         parallel.run(_in_process_group, run, config, seed, batches, directory, box)
-        return box.get("results", {})
+        return nested(box.get("results", {}))
+
+
+def nested(metrics: Mapping[str, float]) -> dict[str, Any]:
+    """``{"test.recon_nll": v}`` -> ``{"test": {"recon_nll": v}}`` (split at the first dot)."""
+    out: dict[str, Any] = {}
+    for name, value in metrics.items():
+        split, _, quantity = name.partition(".")
+        if quantity:
+            out.setdefault(split, {})[quantity] = value
+        else:
+            out[name] = value
+    return out
 
 
 def _in_process_group(local_rank: int, run, config, seed, batches, directory, box) -> None:
@@ -160,11 +199,32 @@ def _train(run, config: Mapping[str, Any], seed: int, batches: BatchesFn, direct
     if world_size > 1:
         run.info["processes"] = {"backend": training["backend"], "world_size": world_size}
     run.info["checkpoint_dir"] = directory
+    changes = {}
+    if training["resume"] is not None:
+        _, recorded = checkpointed_config(training["resume"])
+        changes = config_changes(recorded, config) if recorded is not None else {}
+    if rank == 0:
+        write_config(directory, config)
 
-    fitted: FitResult = fit(
-        net, objective, optimizers, parts.train, val_batches=parts.val, log=run.log_scalar,
-        checkpoint_dir=directory, **fit_options(training, optimizers),
-    )  # fmt: skip
+    def resumed(path: Path) -> None:  # the link to the run this one continues, recorded at once
+        run.info.update(resumed_from=str(path.resolve()), resumed_at=iteration_of(path))
+        if changes:
+            applied = apply_to_optimizers(changes, optimizers)
+            run.info["resume_changes"] = {k: {"checkpointed": a, "now": b, "applied_to_optimizers": k in applied}
+                                          for k, (a, b) in changes.items()}  # fmt: skip
+        heartbeat.flush(run)
+
+    try:
+        fitted: FitResult = fit(
+            net, objective, optimizers, parts.train, val_batches=parts.val, log=run.log_scalar,
+            checkpoint_dir=directory, on_checkpoint=lambda path, iteration: heartbeat.flush(run), on_resume=resumed,
+            **fit_options(training, optimizers),
+        )  # fmt: skip
+    except NonFiniteLossError as err:
+        run.info["last_finite_checkpoint"] = None if err.last_checkpoint is None else {
+            "checkpoint": str(err.last_checkpoint), "iteration": err.last_iteration}  # fmt: skip
+        run.info["nonfinite_at"] = err.step
+        raise
     results = {f"val.{k}": float(v) for k, v in fitted.val_metrics.items()}
     if rank != 0:  # the end-of-run evaluations and the record are rank 0's
         return results
@@ -190,7 +250,7 @@ class NullRun:
     def log_scalar(self, name, value, step=None) -> None:
         pass
 
-    def add_artifact(self, path, name=None) -> None:
+    def add_artifact(self, path, name=None, **kwargs) -> None:
         pass
 
 
@@ -205,8 +265,11 @@ class QueueRun(NullRun):
     def log_scalar(self, name, value, step=None) -> None:
         self.queue.put(("metric", name, float(value), step))
 
-    def add_artifact(self, path, name=None) -> None:
+    def add_artifact(self, path, name=None, **kwargs) -> None:
         self.artifacts.append((name or os.path.basename(path), Path(path).read_bytes()))
+
+    def flush(self) -> None:
+        self.queue.put(("flush",))
 
 
 def _spawned(local_rank: int, config, seed, batches, directory, queue) -> None:
@@ -229,6 +292,8 @@ def _spawn(run, config, seed, batches, directory, backend: str, nproc: int) -> d
                 return
             if message[0] == "metric":
                 run.log_scalar(*message[1:])
+            elif message[0] == "flush":
+                heartbeat.flush(run)
             else:
                 outcome["done"] = message[1:]
                 return
@@ -250,7 +315,7 @@ def _spawn(run, config, seed, batches, directory, backend: str, nproc: int) -> d
         for name, payload in artifacts:
             path = os.path.join(tmp, name)
             Path(path).write_bytes(payload)
-            run.add_artifact(path, name=name)
+            add_artifact(run, path, name=name)  # raises if an observer could not store it
     return results
 
 

@@ -26,6 +26,7 @@ from genlab.training.distributed import BACKENDS
 from genlab.training.engines import Selection
 from genlab.training.optimizers import OPTIMIZERS, OptimizerFactory, optimizer_options as optimizer_options_of
 from genlab.training.phases import parse_phases
+from genlab.training.reporting import check_every, progress_mode
 from genlab.training.schedulers import SCHEDULERS, build_schedulers, scheduler_options as scheduler_options_of
 
 
@@ -53,8 +54,11 @@ def _common():
     early_stopping_patience = None  # evaluations without improvement (of select, else val.loss) before stopping
     ema = None  # decay of an exponential moving average of the weights (e.g. 0.9999), or None
     evaluate_ema = False  # validate, evaluate and save the moving average instead of the weights
+    smoke = False  # a smoke run (set by training.smoke): the end-of-run evaluations are smoke-sized too
     resume = None  # a checkpoint file or a run/checkpoint directory to continue from exactly
-    progress = "auto"  # tqdm progress bar: True, False, or "auto" (when stderr is a terminal)
+    resume_changes = []  # config keys (or prefixes) allowed to differ from the checkpointed run's on resume, besides the run length
+    progress = "auto"  # "bar" (tqdm, whole run), "log" (a line every progress_every s), "off"; "auto": a bar on a terminal, else log
+    progress_every = 30  # seconds between progress lines (of training in "log" mode, and of the evaluations)
     backend = None  # data-parallel training: "gloo" (CPU) or "nccl" (GPUs); None: one process
     nproc_per_node = 1  # processes the run spawns (1 under torchrun, which starts them itself)
 
@@ -111,6 +115,7 @@ def training_ingredient(
             raise ValueError("training.nproc_per_node > 1 needs training.backend (gloo on CPU, nccl on GPUs)")
         if cfg["backend"] is not None and cfg["batch_size"] % cfg["nproc_per_node"]:
             raise ValueError(f"training.batch_size={cfg['batch_size']} cannot be split over {cfg['nproc_per_node']} processes")
+        progress_mode(cfg["progress"]), check_every(cfg["progress_every"])  # a wrong value lists the valid ones
         if cfg["eval_every"] != "epoch" and not (isinstance(cfg["eval_every"], int) and cfg["eval_every"] > 0):
             raise ValueError(f"training.eval_every must be a positive number of iterations or 'epoch', got {cfg['eval_every']!r}")
         return {}
@@ -159,5 +164,5 @@ def fit_options(cfg: Mapping[str, Any], optimizers: Mapping[str, Any]) -> dict[s
         select=selection(cfg), evaluate_best=bool(cfg["evaluate_best"]),
         early_stopping_patience=cfg["early_stopping_patience"],
         ema_decay=cfg["ema"], evaluate_ema=bool(cfg["evaluate_ema"]),
-        progress=sys.stderr.isatty() if cfg["progress"] == "auto" else bool(cfg["progress"]),
+        progress=progress_mode(cfg["progress"]), progress_every=cfg["progress_every"],
     )  # fmt: skip

@@ -56,7 +56,8 @@ def load_disent_runs(disent_source=None, decoders_source=None, where: Mapping[st
     """Completed runs of ``experiments.disent`` and ``experiments.decoders`` in one table.
 
     Sources default to the file stores ``data/sims/disent`` and ``data/sims/decoders`` (either may be
-    a Mongo URL instead; a missing default directory counts as no runs).
+    a Mongo URL instead; a missing default directory counts as no runs). A run resumed from another's
+    checkpoint is one run with the metrics of its whole history (``load_runs`` joins resume chains).
     """
     tables = []
     for experiment, source in (("disent", disent_source), ("decoders", decoders_source)):

@@ -39,7 +39,9 @@ GROUP = ["dataset.name", "model.options.flow", "training.objective"]
 
 def load_fce_runs(source=None, where: Mapping[str, Any] | None = None, status: str | None = "COMPLETED") -> pd.DataFrame:
     """Runs of ``experiments.fce2d`` from a file store or Mongo URL (default ``data/sims/fce2d``;
-    a missing default directory is no runs)."""
+    a missing default directory is no runs). A run resumed from another's checkpoint is one run with
+    the metrics of its whole history (``load_runs`` joins resume chains), so the curves and
+    ``results_table`` cover every iteration."""
     if source is None:
         source = sims_dir("fce2d")
         if not Path(source).is_dir():

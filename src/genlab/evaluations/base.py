@@ -17,6 +17,8 @@ Evaluations are registered by name in ``EVALUATIONS`` and run in the order the c
 
 from __future__ import annotations
 
+import logging
+import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Mapping
 
@@ -25,6 +27,9 @@ from torch import nn
 
 from genlab.data.sources import BatchSource, DataParts
 from genlab.registry import Registry, check_options, keyword_defaults
+from genlab.training.reporting import format_duration
+
+logger = logging.getLogger("genlab.evaluation")
 
 Metrics = dict[str, float]
 Evaluation = Callable[..., "tuple[Metrics, dict[str, Any]]"]
@@ -62,14 +67,24 @@ def evaluation_options(names: Iterable[str]) -> dict[str, Any]:
 
 
 def run_evaluations(ctx: EvalContext, names: Iterable[str], options: Mapping[str, Any]) -> tuple[Metrics, dict[str, Any]]:
-    """Run the named evaluations in order, each with the options it takes; merged metrics and info."""
+    """Run the named evaluations in order, each with the options it takes; merged metrics and info.
+
+    Each logs an INFO line on ``genlab.evaluation`` when it starts and when it ends (with its
+    duration, also in the info's ``evaluation_seconds``)."""
     metrics: Metrics = {}
     info: dict[str, Any] = {}
+    seconds: dict[str, float] = {}
     for name in names:
         fn = EVALUATIONS.get(name)
         own = {k: v for k, v in options.items() if k in keyword_defaults(fn)}
         check_options(f"evaluation {name!r}", fn, own)
+        shown = ", ".join(f"{k}={v!r}" for k, v in own.items())
+        logger.info("evaluation %s: started%s", name, f" ({shown})" if shown else "")
+        start = time.monotonic()
         got, extra = fn(ctx, **own)
+        seconds[name] = round(time.monotonic() - start, 3)
+        logger.info("evaluation %s: done in %s (%.1f s)", name, format_duration(seconds[name]), seconds[name])
         metrics.update(got)
         info.update(extra)
+    info["evaluation_seconds"] = seconds
     return metrics, info

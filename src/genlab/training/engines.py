@@ -29,7 +29,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 import torch
 from ignite.engine import Engine, Events
-from ignite.handlers import Checkpoint, DiskSaver, EarlyStopping, EMAHandler, ProgressBar
+from ignite.handlers import Checkpoint, DiskSaver, EarlyStopping, EMAHandler
 
 from genlab.objectives.base import Objective
 from genlab.training.checkpoints import Checkpointer, iteration_of, load_checkpoint
@@ -47,6 +47,7 @@ from genlab.training.handlers import (
 )
 from genlab.training.phases import Phase, PhaseTracker, parse_phases
 from genlab.training.progress import Progress
+from genlab.training.reporting import DEFAULT_EVERY, attach_progress
 
 logger = logging.getLogger("genlab.training")
 
@@ -144,10 +145,11 @@ def fit(
     evaluate_best: bool = False,
     ema_decay: float | None = None,
     evaluate_ema: bool = False,
-    progress: bool = False,
+    progress: bool | str = False,
+    progress_every: float = DEFAULT_EVERY,
     hooks: Callable[[Engine], None] | None = None,
     on_checkpoint: Callable[[Path, int], None] | None = None,
-    on_resume: Callable[[], None] | None = None,
+    on_resume: Callable[[Path], None] | None = None,
 ) -> FitResult:
     """Train ``model`` with ``objective`` through ``phases`` (or one phase of ``max_iterations``).
 
@@ -158,8 +160,11 @@ def fit(
     ``<checkpoint_dir>/best/``; ``early_stopping_patience`` evaluations without improvement of the
     same quantity (``val.loss`` without ``select``) stop the run. ``ema_decay``: keep an
     exponential moving average of the weights (``evaluate_ema``: evaluate it instead of the model).
-    ``on_checkpoint(path, iteration)`` is called after each checkpoint is written; ``on_resume()``
-    right after the state is restored from ``resume`` (to apply settings that may change on resume).
+    ``on_checkpoint(path, iteration)`` is called after each checkpoint is written; ``on_resume(path)``
+    right after the state is restored from the checkpoint file ``path`` (to apply settings that may
+    change on resume).
+    ``progress``: ``"bar"``, ``"log"`` (a line every ``progress_every`` seconds), ``"auto"`` or
+    ``"off"``; True is ``"bar"``, False ``"off"`` (``genlab.training.reporting``).
     Raises ``NonFiniteLossError`` (naming the last checkpoint with finite weights) if a loss goes
     NaN/inf and ``KeyboardInterrupt`` after a clean stop on Ctrl-C/SIGTERM; both leave the last
     checkpoint.
@@ -267,11 +272,10 @@ def fit(
         if best is not None:
             _carry_best(resumed_from.parent / "best", Path(checkpoint_dir) / "best")
         if on_resume is not None:
-            on_resume()
+            on_resume(resumed_from)
         logger.info("resumed from %s at iteration %d", resumed_from, trainer.state.iteration)
 
-    if progress:
-        ProgressBar(persist=False).attach(trainer)
+    attach_progress(trainer, progress, tracker.planned_end, every_seconds=progress_every)  # genlab.training.reporting
     if hooks is not None:
         hooks(trainer)
 

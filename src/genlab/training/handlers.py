@@ -173,8 +173,12 @@ class NonFiniteLossError(FloatingPointError):
             advice = "no checkpoint with finite weights was written before it; start again with other settings"
         else:
             advice = (f"the last checkpoint with finite weights is {last_checkpoint} (iteration {last_iteration}): "
-                      f"resume from it (training.resume={last_checkpoint}) with a smaller learning rate or other settings")
+                      f"resume from it with a smaller learning rate, e.g. training.resume={last_checkpoint} training.lr=<smaller> "
+                      f"training.resume_changes=\"['training.lr']\"")
         super().__init__(f"training stopped at iteration {step}: a loss became NaN or infinite; {advice}")
+
+
+RECEIVED_SIGNALS: list[int] = []  # the interrupting signals this process received, in order
 
 
 class GracefulInterrupt:
@@ -189,6 +193,7 @@ class GracefulInterrupt:
         trainer.add_event_handler(Events.ITERATION_COMPLETED, self._check)
 
     def _handle(self, signum, frame) -> None:
+        RECEIVED_SIGNALS.append(signum)
         if self.requested:
             raise KeyboardInterrupt
         self.requested = True
