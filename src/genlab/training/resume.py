@@ -70,17 +70,6 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def _flat(config: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
-    flat: dict[str, Any] = {}
-    for key, value in config.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, Mapping) and value:
-            flat.update(_flat(value, name + "."))
-        else:
-            flat[name] = value
-    return flat
-
-
 def _without_lengths(phases: Any) -> Any:
     if not isinstance(phases, list):
         return phases
@@ -96,7 +85,9 @@ _ABSENT = "(absent)"
 
 def config_changes(recorded: Mapping[str, Any], config: Mapping[str, Any]) -> dict[str, tuple[Any, Any]]:
     """``{dotted key: (recorded value, new value)}`` for every setting that differs and matters."""
-    old, new = _flat(_plain(recorded)), _flat(_plain(config))
+    from genlab.analysis.runs import flatten_config
+
+    old, new = flatten_config(_plain(recorded)), flatten_config(_plain(config))
     if "training.phases" in old or "training.phases" in new:
         old["training.phases"] = _without_lengths(old.get("training.phases"))
         new["training.phases"] = _without_lengths(new.get("training.phases"))
