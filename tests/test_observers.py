@@ -198,14 +198,14 @@ def test_disk_full_while_copying_model_pt_fails_the_run(data, monkeypatch, capsy
 
 
 def test_a_failed_final_record_exits_non_zero(data, monkeypatch, capsys):
-    real = sacred.observers.file_storage.FileStorageObserver.save_json
+    real = GenlabFileStorageObserver.save_json  # the file store's writer (atomic)
 
     def save_json(self, obj, filename):
         if filename == "run.json" and obj.get("status") == "COMPLETED":
             enospc(os.path.join(self.dir, filename))
         return real(self, obj, filename)
 
-    monkeypatch.setattr(sacred.observers.file_storage.FileStorageObserver, "save_json", save_json)
+    monkeypatch.setattr(GenlabFileStorageObserver, "save_json", save_json)
     with pytest.raises(SystemExit) as exit_:
         cli(make_experiment())
     assert exit_.value.code == 1
