@@ -227,4 +227,4 @@ def test_channels_last_and_in_place_relus_change_speed_not_results():
     for out in outs:
         out.square().sum().backward()
     for a, b in zip(fast.parameters(), plain.parameters()):
-        torch.testing.assert_close(a.grad, b.grad, rtol=1e-3, atol=1e-4)
+        torch.testing.assert_close(a.grad, b.grad, rtol=1e-3, atol=1e-3)  # memory formats sum in other orders (AVX2: 2.3e-4 seen)

@@ -6,8 +6,10 @@ each tensor. They were recorded with the code as it stood before the registries,
 per-paper configs (commit 19281fc), on an x86-64 CPU whose torch kernels report the capability
 stored in the file. On such a CPU the digests must match exactly: any change in the order in which
 random numbers are drawn, in the batches or in the arithmetic shows up here. On a CPU with other
-vector kernels the summation order of matmuls differs, so there the per-tensor sums are compared
-to a relative 1e-4 instead (they still catch a changed random-number order, which moves every sum).
+vector kernels the summation order of matmuls differs, so there the per-tensor sums of the MLP run
+(FCE) are compared to a relative 1e-4 instead (they still catch a changed random-number order,
+which moves every sum); the convolutional runs drift by more than that and are compared only on
+the same kernels.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from genlab.analysis.runs import load_runs
 
 REFERENCE = json.loads((Path(__file__).parent / "reference_parameters.json").read_text())
 SAME_KERNELS = torch.backends.cpu.get_cpu_capability() == REFERENCE["cpu_capability"]
+CONVOLUTIONAL = {"disent_factor_vae_seed1", "disent_beta_vae_seed1", "decoders_kim_seed1"}  # compared only on the same kernels
 
 
 def state_digest(path: Path) -> tuple[str, dict[str, float]]:
@@ -48,6 +51,10 @@ def check(name: str, path: Path) -> None:
     assert sorted(sums) == sorted(want["sums"]), f"{name}: the model's tensors changed"
     if SAME_KERNELS:
         assert digest == want["sha256"], f"{name}: parameters differ from the recorded reference"
+    elif name in CONVOLUTIONAL:
+        pytest.skip(f"{name}: recorded with {REFERENCE['cpu_capability']} kernels; with "
+                    f"{torch.backends.cpu.get_cpu_capability()} ones the convolutions round differently and 30 "
+                    "training steps move the sums by up to a few per cent (seen on an AVX2 CPU with the unchanged code)")
     else:
         for key, value in want["sums"].items():
             assert sums[key] == pytest.approx(value, rel=1e-4, abs=1e-6), f"{name}: {key}"

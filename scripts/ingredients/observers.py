@@ -495,10 +495,18 @@ def add_artifact(run, path: str, name: str | None = None, *, content_type: str |
     check_observers(run)
 
 
-def _check_observers_after_main(_run) -> None:
+class _CheckObserversAfterMain:
     """Post-run hook: an observer failure during the run (a heartbeat's metrics.json on a full
-    disk) fails the run before it is recorded COMPLETED."""
-    check_observers(_run)
+    disk) fails the run before it is recorded COMPLETED. A plain callable, not one of Sacred's
+    captured functions: each of those draws a seed from the run's seed in order of registration,
+    so adding one before ``main`` would change ``main``'s ``_seed`` and with it every run's batches."""
+
+    def __init__(self, ex: Experiment):
+        self.ex = ex
+
+    def __call__(self) -> None:
+        if self.ex.current_run is not None:
+            check_observers(self.ex.current_run)
 
 
 # --- every experiment ------------------------------------------------------------------------------
@@ -536,8 +544,8 @@ def prepare(ex: Experiment) -> Experiment:
     ex.logger = logger
     ex.add_package_dependency("torch", _version("torch", "torch"))
     ex.add_package_dependency("pytorch-ignite", _version("pytorch-ignite", "ignite"))
-    if _check_observers_after_main not in [getattr(h, "__wrapped__", h) for h in ex.post_run_hooks]:
-        ex.post_run_hook(_check_observers_after_main)
+    if not any(isinstance(h, _CheckObserversAfterMain) for h in ex.post_run_hooks):
+        ex.post_run_hooks.append(_CheckObserversAfterMain(ex))
     return ex
 
 
