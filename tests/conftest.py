@@ -63,11 +63,19 @@ TINY = ["dataset.generated", "dataset.tiny", "training.progress=False", "trainin
 TINY_DISENT = [*TINY, "evaluation.factorvae_votes=40"]  # the FactorVAE score's default 2 x 800 votes encode 102k images
 
 
-def run_experiment(name: str, args: list[str], data_dir: Path, check: bool = True, cwd: Path = REPO):
-    """``python -m experiments.<name> ...`` in a subprocess recording under ``data_dir``."""
+def run_experiment(name: str, args: list[str], data_dir: Path, check: bool = True, cwd: Path = REPO,
+                   inject: str | None = None):
+    """``python -m experiments.<name> ...`` in a subprocess recording under ``data_dir``.
+
+    ``inject``: Python source run in that process before the experiment module (fault injection,
+    e.g. patching an objective so that it diverges at a known step on every machine)."""
     env = {**os.environ, "GENLAB_DATA": str(data_dir), "PYTHONWARNINGS": "ignore"}
     env.pop("GENLAB_MONGO", None)
-    proc = subprocess.run([sys.executable, "-m", f"experiments.{name}", *args], cwd=cwd, env=env,
+    command = ["-m", f"experiments.{name}"]
+    if inject is not None:
+        runner = f"import runpy, sys\n{inject}\nsys.argv[0] = {name!r}\nrunpy.run_module('experiments.{name}', run_name='__main__', alter_sys=True)\n"
+        command = ["-c", runner]
+    proc = subprocess.run([sys.executable, *command, *args], cwd=cwd, env=env,
                           capture_output=True, text=True, timeout=900)
     if check and proc.returncode != 0:
         raise AssertionError(f"experiments.{name} {' '.join(args)} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}")

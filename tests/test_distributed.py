@@ -31,7 +31,7 @@ def test_two_gloo_processes_record_one_run_equal_to_one_process(tmp_path):
         assert b.to_numpy() == pytest.approx(a.to_numpy(), rel=1e-5), name
     a, b = (torch.load(r.artifact_path("model.pt"), weights_only=True) for r in (single, parallel))
     for key in a:
-        torch.testing.assert_close(b[key], a[key], rtol=1e-4, atol=1e-5)
+        torch.testing.assert_close(b[key], a[key], rtol=1e-4, atol=5e-5)  # summation order differs across processes
     assert not (tmp_path / "sims" / "decoders" / "3").exists()
     assert sorted(p.name for p in (tmp_path / "sims" / "decoders" / "2" / "checkpoints").glob("*.pt")) == [
         "checkpoint_20.pt", "checkpoint_30.pt"]  # written once, by rank 0

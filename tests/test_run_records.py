@@ -180,13 +180,30 @@ def test_sigterm_during_start_up_records_interrupted(tmp_path):
     assert json.loads((only_run(store) / "run.json").read_text())["status"] == "INTERRUPTED"
 
 
+# A too-large learning rate overflows at a step that depends on the CPU's kernels; this divergence
+# happens at training step 25 everywhere: the EBM's weights become infinite, its loss NaN.
+DIVERGE_AT_25 = """
+import torch
+from genlab.objectives.fce import FlowContrastiveEstimation
+_step, _calls = FlowContrastiveEstimation.train_step, []
+def _diverging(self, model, optimizers, batch, progress):
+    _calls.append(1)
+    if len(_calls) >= 25:
+        with torch.no_grad():
+            for p in model.ebm.parameters():
+                p.mul_(float("inf"))
+    return _step(self, model, optimizers, batch, progress)
+FlowContrastiveEstimation.train_step = _diverging
+"""
+
+
 def test_a_nan_names_the_last_finite_checkpoint_which_resumes_with_a_smaller_lr(tmp_path):
     args = ["with", "model.maf", *TINY_FCE, "training.max_iterations=200", "training.checkpoint_every=10", "seed=2"]
-    proc = run_experiment("fce2d", [*args, "training.lr=1e4"], tmp_path, check=False, cwd=REPO / "scripts")
+    proc = run_experiment("fce2d", args, tmp_path, check=False, cwd=REPO / "scripts", inject=DIVERGE_AT_25)
     assert proc.returncode != 0
     run = load_runs(tmp_path / "sims" / "fce2d").iloc[0]["run"]
     last = run.info["last_finite_checkpoint"]
-    assert run.status == "FAILED" and last["iteration"] < run.info["nonfinite_at"]
+    assert run.status == "FAILED" and (last["iteration"], run.info["nonfinite_at"]) == (20, 25)
     assert Path(last["checkpoint"]).is_file() and last["checkpoint"] in proc.stderr
     state = torch.load(last["checkpoint"], weights_only=False)
     assert all(torch.isfinite(v).all() for v in state["model"].values())
