@@ -56,7 +56,7 @@ def test_transforms_are_composed_into_the_training_batches():
 def test_init_from_copies_another_runs_weights(recorded, tmp_path):
     source = load_runs(recorded / "sims" / "disent", where={"training.objective": "beta_vae"}).iloc[0]["run"]
     source_dir = recorded / "sims" / "disent" / str(source.run_id)
-    common = ["with", *TINY_DISENT, "dataset.condition=recomb2range", "training.max_iterations=0", "seed=2"]
+    common = ["with", *TINY_DISENT, "dataset.condition=recomb2range", "training.max_iterations=0", "seed=2", "evaluation.run=[]"]
     run_experiment("disent", [*common, f"model.init_from={source_dir}"], tmp_path)
     run_experiment("disent", [*common, f"model.init_from={source_dir / 'model.pt'}", "model.options.latent_size=6",
                               "model.init_strict=False"], tmp_path)

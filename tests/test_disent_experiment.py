@@ -44,7 +44,8 @@ def test_reloaded_model_reproduces_the_logged_test_nll(recorded):
 
 
 def test_resume_continues_exactly_where_a_run_stopped(recorded, tmp_path):
-    common = ["with", *TINY, "dataset.condition=extrp", "training.eval_every=100", "training.checkpoint_every=10", "seed=4"]
+    common = ["with", *TINY, "dataset.condition=extrp", "training.eval_every=100", "training.checkpoint_every=10", "seed=4",
+              "evaluation.run=[]"]  # fmt: skip
     disent([*common, "training.max_iterations=20"], tmp_path)
     first = tmp_path / "sims" / "disent" / "1"
     assert (first / "checkpoints" / "checkpoint_20.pt").is_file()

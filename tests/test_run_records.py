@@ -151,9 +151,9 @@ def test_the_result_nests_by_split(short_run):
 
 def test_sigterm_during_the_end_of_run_evaluation_records_interrupted_and_the_evaluation_resumes(tmp_path):
     store = tmp_path / "sims" / "disent"
-    args = ["with", *TINY_DISENT, "evaluation.factorvae_votes=4000", "training.max_iterations=20", "training.eval_every=10",
-            "training.checkpoint_every=10", "seed=1"]
-    proc = start("disent", args, tmp_path)
+    args = ["with", *TINY_DISENT, "training.max_iterations=20", "training.eval_every=10", "training.checkpoint_every=10", "seed=1"]
+    long_evaluation = "evaluation.factorvae_votes=2000"  # a minute of scoring: time to interrupt it
+    proc = start("disent", [*args, long_evaluation], tmp_path)
     wait_for(lambda: store.is_dir() and any(store.glob("*/checkpoints/checkpoint_20.pt")), proc=proc)
     run_dir = only_run(store)
     wait_for(lambda: "model.pt" in ((read_json(run_dir / "run.json") or {}).get("artifacts") or []), 60, proc=proc)
@@ -164,7 +164,9 @@ def test_sigterm_during_the_end_of_run_evaluation_records_interrupted_and_the_ev
     record = json.loads((run_dir / "run.json").read_text())
     assert record["status"] == "INTERRUPTED" and not record.get("result")
 
-    run_experiment("disent", ["with", *args[1:], f"training.resume={run_dir}"], tmp_path, cwd=REPO / "scripts")
+    # the evaluation resumes from the final checkpoint (here with the fast default vote count, allowed to change)
+    run_experiment("disent", [*args, f"training.resume={run_dir}", "training.resume_changes=['evaluation.factorvae_votes']"],
+                   tmp_path, cwd=REPO / "scripts")  # fmt: skip
     joined = load_runs(store).iloc[0]
     assert joined["status"] == "COMPLETED" and joined["run"].info["resumed_at"] == 20
     assert {"train.dci_disentanglement", "val.loss"} <= set(joined["run"].final_metrics())

@@ -27,6 +27,7 @@ shows) are left out of what the observers store.
 
 from __future__ import annotations
 
+import difflib
 import json
 import logging
 import os
@@ -44,8 +45,11 @@ from sacred.observers import FileStorageObserver, MongoObserver
 from sacred.observers.mongo import force_bson_encodeable, get_pattern
 from sacred.run import Run
 from sacred.serializer import flatten as sacred_flatten
-from sacred.utils import ObserverError, apply_backspaces_and_linefeeds
+from docopt import docopt
+from sacred.arg_parser import get_config_updates
+from sacred.utils import ConfigAddedError, ObserverError, SacredError, apply_backspaces_and_linefeeds, print_filtered_stacktrace
 
+from genlab.errors import GenlabError
 from genlab.analysis.sync import MONGO_FAILURES_DIR, redact
 from genlab.analysis.sync import content_type as artifact_content_type
 from genlab.devices import keep_freed_memory
@@ -59,7 +63,7 @@ _UNOBSERVED_FLAGS = {"-u", "--unobserved"}
 logger = logging.getLogger("genlab.observers")
 
 
-class MongoUnavailable(ConnectionError):
+class MongoUnavailable(GenlabError, ConnectionError):
     """The MongoDB server of ``-m`` / ``GENLAB_MONGO`` does not answer."""
 
 
@@ -552,8 +556,8 @@ def prepare(ex: Experiment) -> Experiment:
 def run_cli(ex: Experiment, argv: list[str] | None = None):
     """The command line of a genlab experiment, with its default observers.
 
-    Exits with status 2 and one line when MongoDB does not answer at start (or ``-m`` /
-    ``GENLAB_MONGO`` is malformed), with status 1 when an observer failed to store the run's final
+    Exits with status 2 and one line on bad input (``_run_commandline``) or when MongoDB does not
+    answer at start (or ``-m`` / ``GENLAB_MONGO`` is malformed), with status 1 when an observer failed to store the run's final
     record; warns when MongoDB was lost during the run (the file store has the run; sync later).
     Ctrl-C or SIGTERM at any point records the run INTERRUPTED and exits with 130 / 143 and one line
     naming what ``training.resume`` takes (``ingredients.signals``).
@@ -567,7 +571,7 @@ def run_cli(ex: Experiment, argv: list[str] | None = None):
         sys.exit(2)
     with terminate_as_interrupt():  # SIGTERM at any point: recorded INTERRUPTED, as Ctrl-C
         try:
-            run = ex.run_commandline([argv[0], *rest])
+            run = _run_commandline(ex, [argv[0], *rest])
         except KeyboardInterrupt:
             interrupted_exit(_resume_target(getattr(ex, "current_run", None)))
     for observer in getattr(run, "observers", None) or []:
@@ -580,6 +584,89 @@ def run_cli(ex: Experiment, argv: list[str] | None = None):
         print("error: the run was not recorded in full:", *failures, sep="\n  ", file=sys.stderr)
         sys.exit(1)
     return run
+
+
+# what a refused command raises while Sacred builds its config (config hooks, named configs, unknown
+# keys): bad input, since nothing has run yet
+_REFUSED_AT_START = (GenlabError, SacredError, ValueError, KeyError, FileNotFoundError)
+
+
+def _run_commandline(ex: Experiment, argv: list[str]) -> Run:
+    """Sacred's ``Experiment.run_commandline``, with genlab's error reporting.
+
+    Bad input (an unknown name, a missing or corrupt file, an impossible split, a refused resume;
+    :class:`genlab.errors.GenlabError`, and whatever Sacred's config building refuses) is one line
+    ``<program>: error: <message>`` on stderr and exit status 2, without a traceback. The checks that
+    need no compute run while Sacred builds the config, before the observers start, so such a
+    command records nothing; a ``GenlabError`` met later (a corrupt file found while reading it)
+    leaves the run recorded FAILED. Any other exception is a bug: Sacred's filtered traceback and
+    status 1 (``--debug`` re-raises it as Sacred does).
+    """
+    short_usage, usage, internal_usage = ex.get_usage()
+    args = docopt(internal_usage, [str(a) for a in argv[1:]], default_help=False)
+    command = args.get("COMMAND") or ex.default_command
+    config_updates, named_configs = get_config_updates(args["UPDATE"])
+    problem = ex._check_command(command)
+    if not args["help"] and problem:
+        _refuse(argv, problem)
+    if ex._handle_help(args, usage):
+        sys.exit()
+    debug = bool(args.get("--debug"))
+    try:
+        run = ex._create_run(command, config_updates, named_configs, info={}, meta_info={}, options=args)
+    except _REFUSED_AT_START as err:
+        if debug:
+            raise
+        _refuse(argv, err)
+    try:
+        run()
+    except GenlabError as err:
+        if debug or run.debug:
+            raise
+        _refuse(argv, err)
+    except Exception:
+        if debug or run.debug:
+            raise
+        print_filtered_stacktrace()
+        sys.exit(1)
+    return run
+
+
+def _refuse(argv: list[str], error: BaseException | str) -> None:
+    message = str(error)
+    if isinstance(error, KeyError) and not isinstance(error, GenlabError) and error.args:
+        message = str(error.args[0])  # not KeyError's quoted repr
+    if isinstance(error, ConfigAddedError):
+        message = _unknown_keys(error)
+    elif isinstance(error, SacredError):  # its own class name says what kind of mistake it is
+        message = f"{type(error).__name__}: {message}"
+    program = os.path.basename(str(argv[0])) if argv else "genlab"
+    print(f"{program}: error: {' '.join(message.split())}", file=sys.stderr)
+    sys.exit(2)
+
+
+def _unknown_keys(error: ConfigAddedError) -> str:
+    """Sacred's "added new config entry" as what it is: a misspelt key, with the nearest real ones."""
+    from genlab.analysis.runs import flatten_config
+
+    relative = [k for k in flatten_config(error.__config__) if "__doc__" not in k]  # of the ingredient the key is in
+    parts = []
+    for key in error.__conflicting_configs__:
+        steps = key.split(".")
+        known = {f"{'.'.join(steps[:i])}.{k}" if i else k for i in range(len(steps)) for k in relative}
+        near = _near(steps, [k.split(".") for k in sorted(known - set(error.__conflicting_configs__))])
+        parts.append(key + (f" (did you mean {' or '.join(near)}?)" if near else ""))
+    return f"unknown config key {'; '.join(parts)}; print_config lists every key"
+
+
+def _near(steps: list[str], known: list[list[str]]) -> list[str]:
+    """Keys like ``steps`` with its first unknown component replaced by a similar known one."""
+    for depth in range(len(steps) - 1, -1, -1):
+        children = {k[depth] for k in known if len(k) > depth and k[:depth] == steps[:depth]}
+        if children:
+            close = difflib.get_close_matches(steps[depth], sorted(children), n=2, cutoff=0.7)
+            return [".".join([*steps[:depth], c, *steps[depth + 1 :]]) for c in close]
+    return []
 
 
 def _resume_target(run) -> str | None:

@@ -16,10 +16,12 @@ import inspect
 import pkgutil
 from typing import Any, Callable, Generic, Iterable, Iterator, Mapping, TypeVar
 
+from genlab.errors import ConfigError, GenlabError
+
 T = TypeVar("T")
 
 
-class UnknownNameError(KeyError):
+class UnknownNameError(GenlabError, KeyError):
     """An unknown registry key; the message lists the valid ones."""
 
     def __init__(self, kind: str, name: object, known: list[str]):
@@ -111,6 +113,6 @@ def check_options(owner: str, fn: Callable, options: Mapping[str, Any], skip: It
     known = keyword_defaults(fn, skip)
     unknown = sorted(set(options) - set(known))
     if unknown:
-        raise ValueError(
+        raise ConfigError(
             f"{owner} has no {noun}(s) {', '.join(unknown)}; its {noun}s are: {', '.join(sorted(known)) or '(none)'}"
         )

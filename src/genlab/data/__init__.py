@@ -14,6 +14,7 @@ from typing import Any, Mapping
 
 import torch
 
+from genlab.errors import ConfigError
 from genlab.data import splits
 from genlab.data.base import FactorGrid, FactorImages
 from genlab.data.registry import DATASETS, KINDS, DatasetKind, DatasetSpec, names_of_kinds
@@ -54,10 +55,10 @@ def check_split(name: str, condition: str | None, variant: str | None) -> str | 
     spec = DATASETS.get(name)
     if condition is None:
         if variant is not None:
-            raise ValueError(f"dataset.variant={variant!r} needs a dataset.condition; conditions: {splits.conditions(name)}")
+            raise ConfigError(f"dataset.variant={variant!r} needs a dataset.condition; conditions: {splits.conditions(name)}")
         return None
     if not spec.has_factors:
-        raise ValueError(
+        raise ConfigError(
             f"dataset {name!r} ({spec.kind}) has no generative factors, so dataset.condition={condition!r} cannot "
             f"split it; generalisation splits exist for: {', '.join(splits.datasets())}"
         )
@@ -80,17 +81,26 @@ def loader_options(config: Mapping[str, Any]) -> dict[str, Any]:
 
 def check_dataset(config: Mapping[str, Any], kinds=None) -> str | None:
     """Everything about a ``dataset`` config that can be checked without loading it: the name (and,
-    with ``kinds``, that it is of a kind the experiment takes), the builder's options, the split.
+    with ``kinds``, that it is of a kind the experiment takes), the builder's options, that its data
+    file exists, and that the split leaves training and test images on the data's factor grid.
     Returns the split's variant (its default when None). Raises with the valid names or options."""
     name = config["name"]
     spec = DATASETS.get(name)
     if kinds is not None and spec.kind not in kinds:
-        raise ValueError(
+        raise ConfigError(
             f"dataset {name!r} is {spec.kind} data; this experiment takes {' or '.join(kinds)} datasets: "
             f"{', '.join(names_of_kinds(kinds))}"
         )
-    check_options(name, loader_options(config))
-    return check_split(name, config.get("condition"), config.get("variant"))
+    options = loader_options(config)
+    check_options(name, options)
+    variant = check_split(name, config.get("condition"), config.get("variant"))
+    if spec.rows is not None:  # the files exist, and the split leaves images on both sides
+        if config.get("tiny"):
+            options = _apply_tiny(spec, options)
+        classes, values = spec.rows(**options)
+        splits.split_indices(values, classes, name, config.get("condition"), variant,
+                             config.get("val_fraction", 0.0), config.get("split_seed", 0))  # fmt: skip
+    return variant
 
 
 def _apply_tiny(spec: DatasetSpec, options: dict[str, Any]) -> dict[str, Any]:
@@ -115,7 +125,7 @@ def load_split_data(
     variant = check_split(name, condition, variant)
     spec = DATASETS.get(name)
     if not spec.has_factors:
-        raise ValueError(f"dataset {name!r} is {spec.kind} data, not factor images")
+        raise ConfigError(f"dataset {name!r} is {spec.kind} data, not factor images")
     if tiny:
         load_options = _apply_tiny(spec, load_options)
     data = spec.build(**load_options).to(device)

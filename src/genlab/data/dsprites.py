@@ -25,6 +25,7 @@ from genlab import paths
 from genlab.data.base import FactorGrid, FactorImages, from_numpy
 from genlab.data.files import CORRUPT_ARCHIVE, DataFile, check_strides, corrupt_message, strided_classes
 from genlab.data.registry import DATASETS, DatasetSpec
+from genlab.errors import ConfigError, CorruptFile
 
 FILENAME = "dsprites_ndarray_co1sh3sc6or40x32y32_64x64.npz"
 FACTOR_NAMES = ("shape", "scale", "orientation", "posX", "posY")
@@ -210,7 +211,7 @@ def metadata() -> dict:
     }
 
 
-def _bad(path: Path, what: str) -> ValueError:
+def _bad(path: Path, what: str) -> CorruptFile:
     return FILE.bad(path, what, expected=f"{FILENAME} format")
 
 
@@ -399,14 +400,10 @@ def load(
     of the full grid, values are the dSprites values. ``resident`` is accepted for a uniform loader
     signature and ignored: packed bits (377 MB for the full grid) are always resident.
     """
-    if source not in SOURCES:
-        raise ValueError(f"unknown dsprites source {source!r}; valid sources: {', '.join(SOURCES)}")
-    strides = None if strides is None else check_strides(strides, GRID)
+    strides = _checked(path, source, strides)
     if source == "file":
         packed, classes, values = read_npz(FILE.require(path), strides)
     else:
-        if path is not None:
-            raise ValueError("dataset.path is only read with dataset.source=file; use cache_dir for generated data")
         if strides is not None and any(s > 1 for s in strides):
             classes = strided_classes(GRID, strides)
             values = GRID.values_of(classes)
@@ -423,6 +420,23 @@ def load(
     return from_numpy(packed, classes, values, IMAGE_SHAPE, GRID.names, bits=True)
 
 
+def _checked(path, source: str, strides: Sequence[int] | None) -> tuple[int, ...] | None:
+    """The options' checks that read no data (the file exists for ``source="file"``); the strides as ints."""
+    if source not in SOURCES:
+        raise ConfigError(f"unknown dsprites source {source!r}; valid sources: {', '.join(SOURCES)}")
+    if source == "file":
+        FILE.require(path)
+    elif path is not None:
+        raise ConfigError("dataset.path is only read with dataset.source=file; use cache_dir for generated data")
+    return None if strides is None else check_strides(strides, GRID)
+
+
+def rows(path=None, source: str = "file", strides: Sequence[int] | None = None, **_) -> tuple[np.ndarray, np.ndarray]:
+    """``(classes, values)`` of the images :func:`load` returns for these options, without reading them."""
+    classes = strided_classes(GRID, _checked(path, source, strides))
+    return classes, GRID.values_of(classes)
+
+
 DSPRITES = DATASETS.register("dsprites")(
     DatasetSpec(
         "dsprites",
@@ -433,6 +447,7 @@ DSPRITES = DATASETS.register("dsprites")(
         "source=generated renders the same grid offline (99.96 % pixel agreement with the official frames)",
         grid=GRID,
         tiny={"strides": (1, 2, 4, 4, 4)},  # 5,760 images
+        rows=rows,
     )
 )
 

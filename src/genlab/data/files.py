@@ -18,6 +18,7 @@ import numpy as np
 
 from genlab import paths
 from genlab.data.base import FactorGrid
+from genlab.errors import ConfigError, CorruptFile, MissingFile
 
 # what reading a damaged compressed archive raises: a CRC mismatch, a corrupt deflate stream, a cut one
 CORRUPT_ARCHIVE = (zipfile.BadZipFile, zlib.error, EOFError)
@@ -47,35 +48,36 @@ class DataFile:
         return f"mkdir -p {self.default_path().parent} && curl -L -o {self.default_path()} {self.url}"
 
     def missing_message(self, path: Path | str) -> str:
-        lines = [
+        """One line: the file looked for, who publishes it, where to put it, how to fetch it."""
+        parts = [
             f"{self.title} file not found: {path}",
-            f"  {self.filename} is published by {self.origin}.",
-            f"  Put it at {self.default_path()} (the default path), or point to it with {self.path_key}=/path/to/{self.filename}.",
-            f"  With internet access, fetch it with: {self.fetch_command()}",
-            "  With no internet access (genlab never downloads at run time), copy it in by hand.",
+            f"{self.filename} is published by {self.origin}",
+            f"put it at {self.default_path()} (the default path) or point to it with {self.path_key}=/path/to/{self.filename}",
+            f"with internet access fetch it with: {self.fetch_command()}",
+            "with no internet access (genlab never downloads at run time) copy it in by hand",
         ]
         if self.alternative:
-            lines.append(f"  Or {self.alternative}.")
-        return "\n".join(lines)
+            parts.append(f"or {self.alternative}")
+        return "; ".join(parts)
 
     def require(self, path: str | Path | None) -> Path:
-        """``path`` (default :meth:`default_path`) if it is a file; else FileNotFoundError with the message above."""
+        """``path`` (default :meth:`default_path`) if it is a file; else ``MissingFile`` with the message above."""
         file = Path(path) if path is not None else self.default_path()
         if not file.is_file():
-            raise FileNotFoundError(self.missing_message(file))
+            raise MissingFile(self.missing_message(file))
         return file
 
-    def bad(self, path: Path | str, what: str, expected: str = "") -> ValueError:
+    def bad(self, path: Path | str, what: str, expected: str = "") -> CorruptFile:
         """The error for a file that exists but is not in the published format."""
         form = f" ({expected})" if expected else ""
-        return ValueError(f"{path}: not a valid {self.title} file{form}: {what}")
+        return CorruptFile(f"{path}: not a valid {self.title} file{form}: {what}")
 
 
 def check_strides(strides: Sequence[int], grid: FactorGrid) -> tuple[int, ...]:
     """One positive stride per factor of ``grid``, as ints."""
     strides = tuple(int(s) for s in strides)
     if len(strides) != len(grid.sizes) or any(s < 1 for s in strides):
-        raise ValueError(f"strides must be {len(grid.sizes)} positive ints ({', '.join(grid.names)}), got {strides}")
+        raise ConfigError(f"strides must be {len(grid.sizes)} positive ints ({', '.join(grid.names)}), got {strides}")
     return strides
 
 

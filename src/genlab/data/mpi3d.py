@@ -44,6 +44,7 @@ from genlab import paths
 from genlab.data.base import FactorGrid, FactorImages, LazyImages, choose_resident, from_numpy, standin_images
 from genlab.data.files import CORRUPT_ARCHIVE, DataFile, check_strides, corrupt_message, strided_classes
 from genlab.data.registry import DATASETS, DatasetSpec
+from genlab.errors import ConfigError, CorruptFile
 
 log = logging.getLogger(__name__)
 
@@ -75,7 +76,7 @@ def make_grid(factor_sizes: Sequence[int] = FACTOR_SIZES) -> FactorGrid:
 def check_factor_sizes(factor_sizes: Sequence[int]) -> tuple[int, ...]:
     sizes = tuple(int(s) for s in factor_sizes)
     if len(sizes) != len(FACTOR_NAMES) or any(s < 1 for s in sizes):
-        raise ValueError(f"factor_sizes must be {len(FACTOR_NAMES)} positive ints ({', '.join(FACTOR_NAMES)}), "
+        raise ConfigError(f"factor_sizes must be {len(FACTOR_NAMES)} positive ints ({', '.join(FACTOR_NAMES)}), "
                          f"got {sizes}")  # fmt: skip
     return sizes
 
@@ -85,7 +86,7 @@ GRID = make_grid(FACTOR_SIZES)
 
 def filename(version: str = "real") -> str:
     if version not in VERSIONS:
-        raise ValueError(f"unknown mpi3d version {version!r}; valid versions: {', '.join(VERSIONS)}")
+        raise ConfigError(f"unknown mpi3d version {version!r}; valid versions: {', '.join(VERSIONS)}")
     return f"mpi3d_{version}.npz"
 
 
@@ -107,7 +108,7 @@ def default_path(version: str = "real") -> Path:
     return data_file(version).default_path()
 
 
-def _bad(path: Path, what: str) -> ValueError:
+def _bad(path: Path, what: str) -> CorruptFile:
     return data_file().bad(path, what, expected="an npz with the single key 'images', uint8 (N, 64, 64, 3)")
 
 
@@ -184,7 +185,7 @@ def open_images(path: str | Path, cache_dir: str | Path | None = None) -> np.mem
             _extract(zf, path, cache)
     arr = np.load(cache, mmap_mode="r")
     if not isinstance(arr, np.memmap) or tuple(arr.shape) != tuple(shape) or arr.dtype != np.uint8:
-        raise ValueError(f"{cache}: extracted cache of {path} does not match it; delete it to extract again")
+        raise CorruptFile(f"{cache}: extracted cache of {path} does not match it; delete it to extract again")
     return arr
 
 
@@ -241,7 +242,7 @@ def render_standin(classes: np.ndarray, factor_sizes: Sequence[int] = FACTOR_SIZ
     Every factor combination gives a different image."""
     sizes = check_factor_sizes(factor_sizes)
     if any(s > m for s, m in zip(sizes, STANDIN_LIMITS)):
-        raise ValueError(f"the MPI3D stand-in draws at most {STANDIN_LIMITS} classes of "
+        raise ConfigError(f"the MPI3D stand-in draws at most {STANDIN_LIMITS} classes of "
                          f"{', '.join(FACTOR_NAMES[:5])}; factor_sizes are {sizes}")  # fmt: skip
     classes = np.asarray(classes, dtype=np.int64)
     if classes.ndim != 2 or classes.shape[1] != 7:
@@ -322,17 +323,8 @@ def load(
     is resident iff they fit :func:`~genlab.data.base.resident_budget` (half the available RAM; on
     CUDA machines also half the free GPU memory): 12.7 GB for the full grid.
     """
-    if source not in SOURCES:
-        hint = " (MPI3D cannot be re-rendered; source=standin is a synthetic stand-in)" if source == "generated" else ""
-        raise ValueError(f"unknown mpi3d source {source!r}; valid sources: {', '.join(SOURCES)}{hint}")
-    name = filename(version)  # checks the version
-    grid = make_grid(factor_sizes)
-    strides = None if strides is None else check_strides(strides, grid)
-    classes = strided_classes(grid, strides)
-    values = grid.values_of(classes)
+    grid, classes, values = _rows(path, source, strides, version, factor_sizes)
     if source == "standin":
-        if path is not None:
-            raise ValueError("dataset.path is only read with dataset.source=file")
         sizes = grid.sizes
         render_standin(classes[:0], sizes)  # checks the sizes before anything is built
         images = standin_images("mpi3d", classes, lambda c: render_standin(c, sizes), IMAGE_SHAPE, resident)
@@ -346,15 +338,37 @@ def load(
             hint = f"; an early release: set dataset.factor_sizes={list(EARLY_FACTOR_SIZES)}"
         elif len(mm) == int(np.prod(FACTOR_SIZES)):
             hint = f"; the current release: set dataset.factor_sizes={list(FACTOR_SIZES)}"
-        raise ValueError(
+        raise CorruptFile(
             f"{file}: holds {len(mm):,} images but factor_sizes {list(grid.sizes)} ({', '.join(FACTOR_NAMES)}) "
             f"give {len(grid):,}{hint}"
         )
     file_rows = None if strides is None else grid.index_of(classes)
     lazy = LazyImages(len(classes), IMAGE_SHAPE, MemmapRows(mm, file_rows), source=mm,
-                      description=f"{name} memory-mapped from {mm.filename}")  # fmt: skip
+                      description=f"{filename(version)} memory-mapped from {mm.filename}")  # fmt: skip
     images = lazy.materialize() if choose_resident(resident, lazy.nbytes) else lazy
     return from_numpy(images, classes, values, IMAGE_SHAPE, grid.names, bits=False)
+
+
+def _rows(path, source: str, strides, version: str, factor_sizes) -> tuple[FactorGrid, np.ndarray, np.ndarray]:
+    """The options' checks that read no data (the file exists for ``source="file"``); the grid and
+    the ``(classes, values)`` of the rows :func:`load` returns."""
+    if source not in SOURCES:
+        hint = " (MPI3D cannot be re-rendered; source=standin is a synthetic stand-in)" if source == "generated" else ""
+        raise ConfigError(f"unknown mpi3d source {source!r}; valid sources: {', '.join(SOURCES)}{hint}")
+    if source == "file":
+        data_file(version).require(path)
+    else:
+        filename(version)  # checks the version
+        if path is not None:
+            raise ConfigError("dataset.path is only read with dataset.source=file")
+    grid = make_grid(factor_sizes)
+    classes = strided_classes(grid, None if strides is None else check_strides(strides, grid))
+    return grid, classes, grid.values_of(classes)
+
+
+def rows(path=None, source: str = "file", strides=None, version: str = "real", factor_sizes=FACTOR_SIZES, **_):
+    """``(classes, values)`` of the images :func:`load` returns for these options, without reading them."""
+    return _rows(path, source, strides, version, factor_sizes)[1:]
 
 
 MPI3D = DATASETS.register("mpi3d")(
@@ -366,6 +380,7 @@ MPI3D = DATASETS.register("mpi3d")(
         description="MPI3D (toy/realistic/real, 1,036,800 RGB images, dataset.options.version): source=file memory-maps "
         "mpi3d_<version>.npz; source=standin renders a synthetic stand-in (not the real images) for smoke runs",
         grid=GRID,
+        rows=rows,
         tiny={"strides": (1, 2, 1, 1, 1, 6, 6)},  # 15,876 images; every colour, shape 2, hx/vx up to 36
     )
 )

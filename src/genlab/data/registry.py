@@ -60,6 +60,10 @@ class DatasetSpec:
     description: str = ""  # one line: what the dataset is, its sources (a stand-in says so)
     grid: FactorGrid | None = None  # factor_images: the full factor grid (constant factors dropped)
     tiny: Mapping[str, Any] = field(default_factory=dict)  # options of a smoke-size version (``dataset.tiny``)
+    # factor datasets: the builder's options -> (classes, values) of the rows it will return, read
+    # from no data file (raising MissingFile when the file is absent), so that a split is checked
+    # before anything loads
+    rows: Callable[..., Any] | None = None
 
     def __post_init__(self):
         if self.kind not in KINDS:

@@ -35,6 +35,7 @@ import numpy as np
 from genlab.data.base import FactorGrid, FactorImages, LazyImages, choose_resident, from_numpy, standin_images
 from genlab.data.files import DataFile, check_strides, strided_classes
 from genlab.data.registry import DATASETS, DatasetSpec
+from genlab.errors import ConfigError, CorruptFile
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +71,7 @@ def default_path() -> Path:
     return FILE.default_path()
 
 
-def _bad(path: Path, what: str) -> ValueError:
+def _bad(path: Path, what: str) -> CorruptFile:
     return FILE.bad(path, what, expected=f"{FILENAME} format: 'images' uint8 (N, 64, 64, 3), 'labels' float (N, 6)")
 
 
@@ -270,16 +271,8 @@ def load(
     iff the images fit :func:`~genlab.data.base.resident_budget` (half the available RAM; on CUDA
     machines also half the free GPU memory): 5.9 GB for the full grid.
     """
-    if source not in SOURCES:
-        hint = ""
-        if source == "generated":
-            hint = " (3DShapes cannot be re-rendered; source=standin is a synthetic stand-in)"
-        raise ValueError(f"unknown shapes3d source {source!r}; valid sources: {', '.join(SOURCES)}{hint}")
-    if strides is not None:
-        strides = check_strides(strides, GRID)
+    strides = _checked(path, source, strides)
     if source == "standin":
-        if path is not None:
-            raise ValueError("dataset.path is only read with dataset.source=file")
         classes = strided_classes(GRID, strides)
         images = standin_images("shapes3d", classes, render_standin, IMAGE_SHAPE, resident)
         return from_numpy(images, classes, GRID.values_of(classes), IMAGE_SHAPE, GRID.names, bits=False)
@@ -306,6 +299,27 @@ def load(
     return from_numpy(images, classes, GRID.values_of(classes), IMAGE_SHAPE, GRID.names, bits=False)
 
 
+def _checked(path, source: str, strides: Sequence[int] | None) -> tuple[int, ...] | None:
+    """The options' checks that read no data (the file exists for ``source="file"``); the strides as ints."""
+    if source not in SOURCES:
+        hint = ""
+        if source == "generated":
+            hint = " (3DShapes cannot be re-rendered; source=standin is a synthetic stand-in)"
+        raise ConfigError(f"unknown shapes3d source {source!r}; valid sources: {', '.join(SOURCES)}{hint}")
+    if source == "file":
+        FILE.require(path)
+    elif path is not None:
+        raise ConfigError("dataset.path is only read with dataset.source=file")
+    return None if strides is None else check_strides(strides, GRID)
+
+
+def rows(path=None, source: str = "file", strides: Sequence[int] | None = None, **_) -> tuple[np.ndarray, np.ndarray]:
+    """``(classes, values)`` of the grid rows :func:`load` returns for these options, without reading
+    the file (a full file holds every combination; :func:`load` checks that it does)."""
+    classes = strided_classes(GRID, _checked(path, source, strides))
+    return classes, GRID.values_of(classes)
+
+
 SHAPES3D = DATASETS.register("shapes3d")(
     DatasetSpec(
         "shapes3d",
@@ -315,6 +329,7 @@ SHAPES3D = DATASETS.register("shapes3d")(
         description="3DShapes (DeepMind, 480,000 RGB images): source=file reads 3dshapes.h5; "
         "source=standin renders a synthetic stand-in (not the real images) for smoke runs",
         grid=GRID,
+        rows=rows,
         tiny={"strides": (4, 4, 4, 5, 1, 6)},  # 648 images; hues 0/0.4/0.8, scales 0.75/1.11, orientations -30/-4/21
     )
 )

@@ -24,6 +24,7 @@ from typing import Callable
 
 import numpy as np
 
+from genlab.errors import SplitError
 from genlab.registry import UnknownNameError
 
 SplitFn = Callable[[np.ndarray, np.ndarray], "tuple[np.ndarray, np.ndarray]"]
@@ -372,12 +373,12 @@ def validation_holdout(train_index: np.ndarray, fraction: float, seed: int) -> t
     """
     train_index = np.asarray(train_index, dtype=np.int64)
     if not 0.0 <= fraction < 1.0:
-        raise ValueError(f"validation fraction must be in [0, 1), got {fraction}")
+        raise SplitError(f"validation fraction must be in [0, 1), got {fraction}")
     n_val = int(round(fraction * len(train_index)))
     if n_val == 0:
         return np.sort(train_index), np.empty(0, dtype=np.int64)
     if n_val >= len(train_index):
-        raise ValueError(f"a validation fraction of {fraction} leaves no training rows out of {len(train_index)}")
+        raise SplitError(f"a validation fraction of {fraction} leaves no training rows out of {len(train_index)}")
     perm = np.random.default_rng(seed).permutation(len(train_index))
     return np.sort(train_index[perm[n_val:]]), np.sort(train_index[perm[:n_val]])
 
@@ -407,8 +408,8 @@ def split_indices(
         variant = default_variant(dataset, condition)
     name = f"{dataset}/{condition}/{variant}"
     if not train_mask.any():
-        raise ValueError(f"split {name} leaves no training images (of {n})")
+        raise SplitError(f"split {name} leaves no training images (of {n})")
     if condition is not None and not test_mask.any():
-        raise ValueError(f"split {name} leaves no test images (of {n}); the data may not cover the held-out factors")
+        raise SplitError(f"split {name} leaves no test images (of {n}); the data may not cover the held-out factors")
     train, val = validation_holdout(np.flatnonzero(train_mask), val_fraction, seed)
     return train, val, np.flatnonzero(test_mask)

@@ -27,6 +27,7 @@ from typing import Callable
 import torch
 from torch import Tensor
 
+from genlab.errors import ConfigError
 from genlab.data.registry import DATASETS, DatasetSpec
 from genlab.data.sources import DataParts
 
@@ -59,7 +60,7 @@ def recipe(name: str) -> Generator2D:
     """The generator function of 2D toy ``name``; unknown names list the registered datasets."""
     if name not in _GENERATORS:
         DATASETS.get(name)  # unknown: fails listing the valid names
-        raise ValueError(f"dataset {name!r} is not a 2D toy; toys: {', '.join(sorted(_GENERATORS))}")
+        raise ConfigError(f"dataset {name!r} is not a 2D toy; toys: {', '.join(sorted(_GENERATORS))}")
     return _GENERATORS[name]
 
 
@@ -190,9 +191,9 @@ def _count(value: int, what: str) -> int:
     try:
         count = operator.index(value)
     except TypeError:
-        raise ValueError(f"{what} must be an integer, got {value!r}") from None
+        raise ConfigError(f"{what} must be an integer, got {value!r}") from None
     if count < 1:
-        raise ValueError(f"{what} must be at least 1, got {count}")
+        raise ConfigError(f"{what} must be at least 1, got {count}")
     return count
 
 

@@ -30,6 +30,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from genlab.errors import ConfigError
 from genlab.registry import Registry, check_options, keyword_defaults
 
 Batch = dict[str, Tensor]
@@ -97,7 +98,7 @@ def _check_values(name: str, options: Mapping[str, Any]) -> None:
     for option, value in options.items():
         problem = _VALUE_CHECKS[option](value)
         if problem is not None:
-            raise ValueError(f"batch transform {name!r}: option {option}={value!r} must be {problem}")
+            raise ConfigError(f"batch transform {name!r}: option {option}={value!r} must be {problem}")
 
 
 # --- helpers --------------------------------------------------------------------------------------
@@ -237,7 +238,7 @@ def parse(specs: Sequence[Any] | None) -> list[tuple[str, dict[str, Any]]]:
     if specs is None:
         return []
     if not _is_list(specs):
-        raise ValueError(f"batch transforms must be a list, got {specs!r}; {_FORMS}")
+        raise ConfigError(f"batch transforms must be a list, got {specs!r}; {_FORMS}")
     parsed = []
     for position, item in enumerate(specs):
         if isinstance(item, str):
@@ -245,7 +246,7 @@ def parse(specs: Sequence[Any] | None) -> list[tuple[str, dict[str, Any]]]:
         elif _is_list(item) and len(item) == 2 and isinstance(item[0], str) and isinstance(item[1], Mapping):
             name, given = item[0], dict(item[1])
         else:
-            raise ValueError(f"batch transform #{position} is malformed: {item!r}; {_FORMS}")
+            raise ConfigError(f"batch transform #{position} is malformed: {item!r}; {_FORMS}")
         fn = TRANSFORMS.get(name)
         check_options(f"batch transform {name!r}", fn, given)
         _check_values(name, given)

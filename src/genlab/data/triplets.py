@@ -41,6 +41,7 @@ import torch
 
 from genlab.data.base import FactorImages
 from genlab.data.sampling import FactorIndex
+from genlab.errors import ConfigError
 
 ROLES = ("reference", "transform", "target")
 
@@ -87,7 +88,7 @@ def triplet_batch(
     }
 
 
-class NoTripletsError(ValueError):
+class NoTripletsError(ConfigError):
     """A set in which no reference has any valid target."""
 
 

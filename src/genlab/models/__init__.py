@@ -13,6 +13,7 @@ from typing import Any, Mapping
 import torch
 from torch import nn
 
+from genlab.errors import MissingFile
 from genlab.models.registry import MODELS, ModelSpec, build as build_model, check_model, register_model
 
 
@@ -38,7 +39,7 @@ def weights_file(path: str | Path) -> Path:
     if path.is_dir():
         path = path / "model.pt"
     if not path.is_file():
-        raise FileNotFoundError(
+        raise MissingFile(
             f"model.init_from={str(path)!r}: no such file; give a model.pt or a recorded run directory holding one"
         )
     return path

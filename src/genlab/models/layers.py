@@ -36,6 +36,8 @@ import math
 from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
+from genlab.errors import ConfigError
+
 from torch import nn
 
 from genlab.registry import Registry
@@ -46,7 +48,7 @@ LayerBuilder = Callable[..., tuple[nn.Module, Shape]]
 LAYERS: Registry[LayerBuilder] = Registry("layer")
 
 
-class LayerSpecError(ValueError):
+class LayerSpecError(ConfigError):
     """A spec entry that is malformed or does not fit the shape that reaches it."""
 
 

@@ -23,6 +23,7 @@ from typing import Any, Callable, Mapping
 
 from torch import nn
 
+from genlab.errors import ConfigError
 from genlab.registry import Registry, check_options, keyword_defaults, runtime_arguments
 
 
@@ -76,7 +77,7 @@ def build(kind: str, options: Mapping[str, Any], inputs: Mapping[str, Any]) -> n
     spec = check_model(kind, options)
     missing = [name for name in spec.required_inputs() if name not in inputs]
     if missing:
-        raise ValueError(
+        raise ConfigError(
             f"model kind {kind!r} needs {', '.join(missing)} from the data, which provides only "
             f"{', '.join(sorted(inputs)) or '(nothing)'}"
         )

@@ -20,6 +20,8 @@ import torch
 from ignite.engine import Engine, Events
 from ignite.handlers import Checkpoint, DiskSaver
 
+from genlab.errors import GenlabError
+
 logger = logging.getLogger("genlab.training")
 
 PREFIX = "checkpoint"
@@ -27,7 +29,7 @@ _NAME = re.compile(rf"{PREFIX}_(\d+)\.pt")
 _TEMPORARY = re.compile(r"tmp[\w]{6,}")  # tempfile.NamedTemporaryFile's names, which DiskSaver writes through
 
 
-class CheckpointError(RuntimeError):
+class CheckpointError(GenlabError, RuntimeError):
     """No checkpoint could be read from what ``training.resume`` names."""
 
 

@@ -22,6 +22,8 @@ from typing import Any, Iterator, Mapping
 import ignite.distributed as idist
 import torch
 
+from genlab.errors import ConfigError
+
 BACKENDS = ("gloo", "nccl")
 
 
@@ -89,7 +91,7 @@ class Sharded:
         for batch in self.batches:
             n = len(next(iter(batch.values())))
             if n % self.world_size:
-                raise ValueError(f"a batch of {n} cannot be split evenly over {self.world_size} processes")
+                raise ConfigError(f"a batch of {n} cannot be split evenly over {self.world_size} processes")
             local = n // self.world_size
             yield {k: v[self.rank * local : (self.rank + 1) * local] for k, v in batch.items()}
 

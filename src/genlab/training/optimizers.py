@@ -16,6 +16,7 @@ from typing import Any, Callable, Iterable, Mapping
 
 import torch
 
+from genlab.errors import ConfigError
 from genlab.registry import Registry, check_options, keyword_defaults
 
 OptimizerBuilder = Callable[..., torch.optim.Optimizer]
@@ -72,7 +73,7 @@ class AdamNormGrad(torch.optim.Adam):
 
     def __init__(self, params: Iterable, lr: float = 1e-3, grad_eps: float = 1e-7, **adam_options: Any):
         if not grad_eps >= 0.0:
-            raise ValueError(f"AdamNormGrad: grad_eps must be >= 0, got {grad_eps!r}")
+            raise ConfigError(f"AdamNormGrad: grad_eps must be >= 0, got {grad_eps!r}")
         super().__init__(params, lr=lr, **adam_options)
         self.defaults["grad_eps"] = grad_eps  # for param groups added later
         for group in self.param_groups:
@@ -139,6 +140,10 @@ class OptimizerFactory:
 
     def __post_init__(self):
         check_options(f"optimizer {self.name!r}", OPTIMIZERS.get(self.name), self.options, skip=_RUNTIME)
+        try:  # torch's own checks of the values (a negative lr, betas outside [0, 1)), on one scalar
+            self([torch.nn.Parameter(torch.zeros(()))])
+        except ValueError as err:
+            raise ConfigError(f"training.optimizer={self.name!r} with lr={self.lr!r}, options {dict(self.options)}: {err}") from None
 
     def __call__(self, params: Iterable[torch.Tensor], **overrides: Any) -> torch.optim.Optimizer:
         options = {**self.options, **overrides}

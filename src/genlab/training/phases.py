@@ -23,6 +23,7 @@ from typing import Any, Mapping, Sequence
 import torch
 from ignite.engine import Engine
 
+from genlab.errors import ConfigError
 from genlab.training.progress import Progress
 
 PHASE_KEYS = ("name", "iterations", "epochs", "optimizers", "stop", "lr")
@@ -36,7 +37,7 @@ class StopRule:
 
     def __post_init__(self):
         if (self.above is None) == (self.below is None):
-            raise ValueError(f"a phase's stop rule gives exactly one of 'above' or 'below' for {self.metric!r}")
+            raise ConfigError(f"a phase's stop rule gives exactly one of 'above' or 'below' for {self.metric!r}")
 
     def met(self, value: float) -> bool:
         return value > self.above if self.above is not None else value < self.below
@@ -56,10 +57,10 @@ class Phase:
 
     def __post_init__(self):
         if (self.iterations is None) == (self.epochs is None):
-            raise ValueError(f"phase {self.name!r}: give exactly one of 'iterations' or 'epochs'")
+            raise ConfigError(f"phase {self.name!r}: give exactly one of 'iterations' or 'epochs'")
         length = self.iterations if self.iterations is not None else self.epochs
         if int(length) != length or length < 0:
-            raise ValueError(f"phase {self.name!r}: its length must be a non-negative integer, got {length!r}")
+            raise ConfigError(f"phase {self.name!r}: its length must be a non-negative integer, got {length!r}")
 
     def length(self, batches_per_epoch: int) -> int:
         """The most updates the phase takes."""
@@ -74,18 +75,18 @@ def parse_phases(specs: Sequence[Mapping[str, Any]] | None, *, iterations: int |
             return [Phase("train", iterations=int(iterations))]
         return [Phase("train", epochs=int(epochs))]
     if isinstance(specs, (str, bytes)) or not isinstance(specs, Sequence) or not specs:
-        raise ValueError(f"training.phases must be a non-empty list of phases (dicts with {', '.join(PHASE_KEYS)})")
+        raise ConfigError(f"training.phases must be a non-empty list of phases (dicts with {', '.join(PHASE_KEYS)})")
     phases = []
     for i, spec in enumerate(specs):
         if not isinstance(spec, Mapping):
-            raise ValueError(f"phase #{i} must be a dict with keys among {', '.join(PHASE_KEYS)}, got {spec!r}")
+            raise ConfigError(f"phase #{i} must be a dict with keys among {', '.join(PHASE_KEYS)}, got {spec!r}")
         unknown = sorted(set(spec) - set(PHASE_KEYS))
         if unknown:
-            raise ValueError(f"phase #{i} has no key(s) {', '.join(unknown)}; phase keys: {', '.join(PHASE_KEYS)}")
+            raise ConfigError(f"phase #{i} has no key(s) {', '.join(unknown)}; phase keys: {', '.join(PHASE_KEYS)}")
         stop = spec.get("stop")
         if stop is not None:
             if not isinstance(stop, Mapping) or not set(stop) <= {"metric", "above", "below"} or "metric" not in stop:
-                raise ValueError(f"phase #{i}: stop must be {{'metric': name, 'above' or 'below': value}}, got {stop!r}")
+                raise ConfigError(f"phase #{i}: stop must be {{'metric': name, 'above' or 'below': value}}, got {stop!r}")
             stop = StopRule(**dict(stop))
         optimizers = spec.get("optimizers")
         phases.append(Phase(
@@ -98,7 +99,7 @@ def parse_phases(specs: Sequence[Mapping[str, Any]] | None, *, iterations: int |
         ))  # fmt: skip
     names = [p.name for p in phases]
     if len(set(names)) != len(names):
-        raise ValueError(f"phase names must be unique, got {names}")
+        raise ConfigError(f"phase names must be unique, got {names}")
     return phases
 
 
@@ -107,7 +108,7 @@ def check_phase_optimizers(phases: Sequence[Phase], optimizers: Mapping[str, Any
     for phase in phases:
         for name in (*(phase.optimizers or ()), *phase.lr):
             if name not in optimizers:
-                raise ValueError(
+                raise ConfigError(
                     f"phase {phase.name!r} names optimizer {name!r}; the objective's optimizers are: {', '.join(optimizers)}"
                 )
 
@@ -123,7 +124,7 @@ class PhaseTracker:
 
     def __init__(self, phases: Sequence[Phase], batches_per_epoch: int, log=None):
         if not phases:
-            raise ValueError("a run needs at least one phase")
+            raise ConfigError("a run needs at least one phase")
         self.phases, self.batches_per_epoch = list(phases), int(batches_per_epoch)
         self.log = log or (lambda name, value, step: None)
         self.index, self.start, self.over = 0, 0, False

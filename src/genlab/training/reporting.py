@@ -42,6 +42,8 @@ from typing import Any, Callable, Mapping, Sequence
 import torch
 from ignite.engine import Engine, Events
 
+from genlab.errors import ConfigError
+
 logger = logging.getLogger("genlab.training")
 
 PROGRESS_MODES = ("auto", "bar", "log", "off")
@@ -85,7 +87,7 @@ def progress_mode(value: Any) -> str:
         return "off"
     if isinstance(value, str) and value in PROGRESS_MODES:
         return value
-    raise ValueError(f"training.progress must be one of {', '.join(map(repr, PROGRESS_MODES))}, True or False; got {value!r}")
+    raise ConfigError(f"training.progress must be one of {', '.join(map(repr, PROGRESS_MODES))}, True or False; got {value!r}")
 
 
 def resolve_mode(value: Any) -> str:
@@ -99,7 +101,7 @@ def resolve_mode(value: Any) -> str:
 def check_every(value: Any) -> float:
     """Seconds between log lines: a number >= 0 (0: a line at every iteration)."""
     if isinstance(value, bool) or not isinstance(value, Number) or not value >= 0:
-        raise ValueError(f"training.progress_every must be a number of seconds >= 0, got {value!r}")
+        raise ConfigError(f"training.progress_every must be a number of seconds >= 0, got {value!r}")
     return float(value)
 
 

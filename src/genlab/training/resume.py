@@ -25,6 +25,7 @@ import logging
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
+from genlab.errors import ConfigError
 from genlab.training.checkpoints import latest_checkpoint
 
 logger = logging.getLogger("genlab.training")
@@ -35,7 +36,7 @@ NEVER_COMPARED = ("training.resume", "training.resume_changes", "training.progre
 _PHASE_LENGTH = ("iterations", "epochs")
 
 
-class ResumeRefused(ValueError):
+class ResumeRefused(ConfigError):
     """The resumed run's config differs from the checkpointed run's in something not allowed."""
 
 

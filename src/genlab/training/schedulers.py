@@ -19,6 +19,7 @@ from typing import Any, Callable, Iterable, Mapping
 import torch
 from torch.optim.lr_scheduler import LambdaLR, LRScheduler, ReduceLROnPlateau, StepLR
 
+from genlab.errors import ConfigError
 from genlab.registry import Registry, keyword_defaults
 
 UNITS = ("iteration", "epoch")
@@ -85,12 +86,12 @@ SCHEDULERS: Registry[SchedulerBuilder] = Registry("scheduler")
 
 def _check_unit(unit: object) -> None:
     if unit not in UNITS:
-        raise ValueError(f"option unit must be one of {', '.join(UNITS)}; got {unit!r}")
+        raise ConfigError(f"option unit must be one of {', '.join(UNITS)}; got {unit!r}")
 
 
 def _check_positive_int(option: str, value: object) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"option {option} must be an integer >= 1; got {value!r}")
+        raise ConfigError(f"option {option} must be an integer >= 1; got {value!r}")
 
 
 @SCHEDULERS.register("plateau")
@@ -109,17 +110,17 @@ def plateau(
     has not improved for more than ``patience`` epochs (torch ``ReduceLROnPlateau``; iVAE in
     ICE-BeeM: factor 0.1, patience 20 on the epoch-mean negative ELBO)."""
     if not isinstance(metric, str) or not metric:
-        raise ValueError(f"option metric must be the name of a training quantity; got {metric!r}")
+        raise ConfigError(f"option metric must be the name of a training quantity; got {metric!r}")
     if mode not in ("min", "max"):
-        raise ValueError(f"option mode must be one of min, max; got {mode!r}")
+        raise ConfigError(f"option mode must be one of min, max; got {mode!r}")
     if threshold_mode not in ("rel", "abs"):
-        raise ValueError(f"option threshold_mode must be one of rel, abs; got {threshold_mode!r}")
+        raise ConfigError(f"option threshold_mode must be one of rel, abs; got {threshold_mode!r}")
     if not 0.0 < factor < 1.0:
-        raise ValueError(f"option factor must be in (0, 1); got {factor!r}")
+        raise ConfigError(f"option factor must be in (0, 1); got {factor!r}")
     if isinstance(patience, bool) or not isinstance(patience, int) or patience < 0:
-        raise ValueError(f"option patience must be an integer >= 0; got {patience!r}")
+        raise ConfigError(f"option patience must be an integer >= 0; got {patience!r}")
     if isinstance(cooldown, bool) or not isinstance(cooldown, int) or cooldown < 0:
-        raise ValueError(f"option cooldown must be an integer >= 0; got {cooldown!r}")
+        raise ConfigError(f"option cooldown must be an integer >= 0; got {cooldown!r}")
     torch_scheduler = ReduceLROnPlateau(
         optimizer, mode=mode, factor=factor, patience=patience, threshold=threshold,
         threshold_mode=threshold_mode, cooldown=cooldown, min_lr=min_lr,
@@ -173,7 +174,7 @@ def build_schedulers(
     known = scheduler_options(name)
     unknown = sorted(set(options) - set(known))
     if unknown:
-        raise ValueError(
+        raise ConfigError(
             f"scheduler {name!r} has no option(s) {', '.join(unknown)}; its options are: {', '.join(sorted(known))}"
         )
     if targets is None:
@@ -184,7 +185,7 @@ def build_schedulers(
         targets = list(targets)
     missing = [t for t in targets if t not in optimizers]
     if missing:
-        raise ValueError(
+        raise ConfigError(
             f"scheduler {name!r}: no optimizer(s) {', '.join(map(repr, missing))}; "
             f"available optimizers: {', '.join(optimizers) or '(none)'}"
         )
