@@ -166,8 +166,11 @@ def test_where_filters(source, stores):
     assert ids(load(source, stores, experiment="tiny_runs", status=["COMPLETED"])) == [1, 2, 3]
 
     empty = load(source, stores, where={"no.such.key": 1})
-    assert empty.empty and list(empty.columns) == [*STANDARD_COLUMNS, "run"]
-    assert load(source, stores, experiment="other").empty
+    assert empty.empty and list(empty.columns) == [*STANDARD_COLUMNS, "no.such.key", "run"]  # the selection's keys too
+    assert list(load(source, stores, experiment="other").columns) == [*STANDARD_COLUMNS, "run"]
+    # the README's example: an empty selection gives an empty table, and picking columns does not raise
+    picked = empty.filter(["run_id", "status", "no.such.key", "train.recon_nll"])
+    assert picked.empty and list(picked.columns) == ["run_id", "status", "no.such.key"]
 
 
 def test_run_metrics_and_fields(source, stores):
@@ -505,3 +508,15 @@ def test_fce_analysis_reads_joined_runs(chain_store):
     mse_axis = fig.axes[2]
     assert [line.get_xdata().tolist() for line in mse_axis.lines if "mse_ebm" in line.get_label()] == [[20, 40]]
     plt.close(fig)
+
+
+def test_the_readme_selection_example_runs_on_a_store_without_matches(tmp_path, monkeypatch):
+    """The README's load_runs example, up to its column selection, on an empty file store."""
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    block = readme.split("### Reloading runs, figures and tables", 1)[1].split("```python\n", 1)[1].split("```", 1)[0]
+    selection = block.split("model = load_model", 1)[0]  # what needs no run
+    (tmp_path / "data" / "sims" / "disent").mkdir(parents=True)
+    monkeypatch.chdir(tmp_path)
+    namespace: dict = {}
+    exec(compile(selection, "README.md", "exec"), namespace)
+    assert namespace["runs"].empty and "training.objective" in namespace["runs"].columns

@@ -806,7 +806,8 @@ def load_runs(
         is NaN); then the final value (at the largest step) of every metric, in a column named by the
         metric (sorted); then ``run``, the :class:`Run` (``Run.links``: the recorded runs it joins).
         A metric whose name equals a config column is renamed ``metric:<name>``. No matching runs
-        gives an empty table with the standard columns and ``run``.
+        gives an empty table with the standard columns, the ``where`` keys and ``run`` (select
+        metric columns with ``runs.filter([...])``, which keeps the ones present).
 
     Raises:
         FileNotFoundError / NotADirectoryError: the directory does not exist / is a file.
@@ -873,8 +874,9 @@ def load_runs(
     runs.sort(key=lambda run: _sort_key(run.run_id))
     if isinstance(store, _MongoStore):
         store.fetch_metrics(list({id(link): link for run in runs for link in run.links}.values()))
-    if not runs:
-        return pd.DataFrame({name: pd.Series(dtype=object) for name in [*STANDARD_COLUMNS, "run"]})
+    if not runs:  # the columns every table has, and the config keys the selection named
+        named = [k for k in sorted(where) if k not in STANDARD_COLUMNS]
+        return pd.DataFrame({name: pd.Series(dtype=object) for name in [*STANDARD_COLUMNS, *named, "run"]})
 
     configs = [flatten_config(run.config) for run in runs]
     finals = [run.final_metrics() for run in runs]
