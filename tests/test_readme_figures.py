@@ -202,7 +202,6 @@ def test_setup_installs_the_pinned_torch_from_the_index_the_readme_names(tmp_pat
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
 SMALL = {"training.max_iterations": 500, "evaluation.max_examples": 2000, "eval_triplets": 2000,
          "dataset.n_train": 10_000, "dataset.n_eval": 10_000}  # at most this where an experiment has the key
-WITHOUT_SMOKE_CONFIG = {"fce2d"}  # experiments that offer no training.smoke named config
 
 
 def smoke_commands() -> dict[str, list[str]]:
@@ -273,8 +272,7 @@ def test_smoke_run_is_accepted_and_small(experiment, tmp_path):
         if key in config:
             assert config[key] is not None and config[key] <= most, f"{key} = {config[key]}"
     assert config.get("dataset.tiny") is True or "dataset.n_train" in config, "neither a tiny grid nor a small sample"
-    if experiment not in WITHOUT_SMOKE_CONFIG:
-        assert config["training.smoke"] is True
+    assert config["training.smoke"] is True
 
 
 @pytest.mark.slow

@@ -107,20 +107,9 @@ def composer():
     loss = {"beta": 1.0}
 
 
-def smoke():
-    """A few hundred iterations with frequent evaluation: a laptop-CPU check that everything runs,
-    small end to end: the end-of-run evaluations are smoke-sized too (``evaluation.max_examples``
-    2,000 unless set)."""
-    smoke = True
-    max_iterations = 200
-    eval_every = 100
-    log_every = 20
-    checkpoint_every = 100
-
-
 # --- what each experiment offers ---------------------------------------------------------------
 
 DATASET_CONFIGS = (generated, standin)
-DISENT = {"dataset": DATASET_CONFIGS, "training": (vae, beta_vae, cci_vae, factor_vae, factor_vae_kim_mnih, smoke)}
-DECODERS = {"dataset": DATASET_CONFIGS, "model": (original_inputs,), "training": (gt_decoder, smoke)}
-COMPOSITION = {"dataset": DATASET_CONFIGS, "training": (composer, smoke)}
+DISENT = {"dataset": DATASET_CONFIGS, "training": (vae, beta_vae, cci_vae, factor_vae, factor_vae_kim_mnih)}
+DECODERS = {"dataset": DATASET_CONFIGS, "model": (original_inputs,), "training": (gt_decoder,)}
+COMPOSITION = {"dataset": DATASET_CONFIGS, "training": (composer,)}

@@ -74,6 +74,18 @@ def _filled(objective, loss, optimizer, optimizer_options, scheduler, scheduler_
 REQUIRED = ("objective", "lr", "batch_size")
 
 
+def smoke():
+    """A few hundred iterations with frequent evaluation: a laptop-CPU check that everything runs,
+    small end to end: the end-of-run evaluations are smoke-sized too (``evaluation.max_examples``
+    2,000 unless set). Every experiment has it (``training.smoke``); add ``dataset.tiny`` (or a small
+    ``dataset.n_train``) for small data."""
+    smoke = True
+    max_iterations = 200
+    eval_every = 100
+    log_every = 20
+    checkpoint_every = 100
+
+
 def training_ingredient(
     defaults: Sequence[Callable], named: Sequence[Callable] = (), objectives: Sequence[str] | None = None,
     experiment: str = "this experiment",
@@ -120,6 +132,7 @@ def training_ingredient(
             raise ValueError(f"training.eval_every must be a positive number of iterations or 'epoch', got {cfg['eval_every']!r}")
         return {}
 
+    training.named_config(smoke)
     for fn in named:
         training.named_config(fn)
 
