@@ -3,8 +3,7 @@ run from another run's weights (model.init_from)."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
+import importlib
 
 import pytest
 import torch
@@ -13,28 +12,32 @@ from conftest import REPO, TINY_DISENT, run_experiment
 from genlab.analysis.runs import load_runs
 from genlab.data import load_dataset
 from genlab.data.transforms import Composition
+from sacred.arg_parser import get_config_updates
 
 
-def command(experiment: str, *args: str) -> str:
-    proc = subprocess.run([sys.executable, "-m", f"experiments.{experiment}", *args], cwd=REPO, capture_output=True,
-                          text=True, timeout=300)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    return proc.stdout
+def command(experiment: str, *args: str, capsys) -> str:
+    """``python -m experiments.<experiment> <command> with ...``, run in this process; its stdout."""
+    ex = importlib.import_module(f"experiments.{experiment}").ex
+    name, _, *words = args
+    updates, named = get_config_updates(words)
+    capsys.readouterr()
+    ex.run(name, updates, named, options={"--loglevel": "ERROR"})
+    return capsys.readouterr().out
 
 
-def test_show_commands_describe_what_would_be_built(tmp_path, monkeypatch):
+def test_show_commands_describe_what_would_be_built(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("GENLAB_DATA", str(tmp_path))
-    out = command("disent", "dataset.show", "with", "dataset.generated", "dataset.tiny", "dataset.condition=recomb2element")
+    out = command("disent", "dataset.show", "with", "dataset.generated", "dataset.tiny", "dataset.condition=recomb2element", capsys=capsys)
     assert "dsprites (factor_images)" in out and "posX" in out and "variant=leave1out" in out and "test" in out
-    out = command("disent", "model.show", "with", "model.burgess")
+    out = command("disent", "model.show", "with", "model.burgess", capsys=capsys)
     assert "trainable parameters:" in out and "ConvTranspose2d" in out
-    out = command("disent", "model.show", "with", "model.burgess", "dataset.shapes3d")
+    out = command("disent", "model.show", "with", "model.burgess", "dataset.shapes3d", capsys=capsys)
     assert "Conv2d(3, 32" in out  # built for the dataset's 3-channel images
-    out = command("disent", "training.show", "with", "training.cci_vae")
+    out = command("disent", "training.show", "with", "training.cci_vae", capsys=capsys)
     assert "objective 'cci_vae'" in out and "loss.c_max = 20.0" in out and "adam lr 0.0001" in out
-    out = command("fce2d", "dataset.show", "with", "dataset.rings", "dataset.n_train=20000")
+    out = command("fce2d", "dataset.show", "with", "dataset.rings", "dataset.n_train=20000", capsys=capsys)
     assert "rings (points)" in out and "training mean" in out and "20,000 examples" in out
-    out = command("fce2d", "model.show", "with", "model.glow")
+    out = command("fce2d", "model.show", "with", "model.glow", capsys=capsys)
     assert "ebm: 17,026 trainable parameters" in out and "flow: 46,840 trainable parameters" in out
 
 

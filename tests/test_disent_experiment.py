@@ -43,7 +43,8 @@ def test_reloaded_model_reproduces_the_logged_test_nll(recorded):
     assert nll == pytest.approx(run.final_metrics()["test.recon_nll"], rel=1e-4)
 
 
-def test_resume_continues_exactly_where_a_run_stopped(recorded, tmp_path):
+@pytest.mark.slow  # 3 convolutional runs; the fast suite checks exact resumes on FCE (test_fce2d_experiment, test_run_records)
+def test_resume_continues_exactly_where_a_run_stopped(tmp_path):
     common = ["with", *TINY, "dataset.condition=extrp", "training.eval_every=100", "training.checkpoint_every=10", "seed=4",
               "evaluation.run=[]"]  # fmt: skip
     disent([*common, "training.max_iterations=20"], tmp_path)
@@ -136,6 +137,7 @@ def test_a_nonfinite_loss_fails_the_run_with_its_step(tmp_path):
 
 
 @pytest.mark.mongo
+@pytest.mark.slow  # the fast suite records to MongoDB through -m in tests/test_observers.py
 def test_mongo_observer_via_sacred_flag(mongo_url, tmp_path):
     host_port = mongo_url.split("//", 1)[1]
     disent(["-m", f"{host_port}:disent_test", "with", *TINY, "training.max_iterations=5", "training.eval_every=5"], tmp_path)
@@ -153,7 +155,9 @@ def test_mongo_observer_via_sacred_flag(mongo_url, tmp_path):
 
 
 @pytest.mark.parametrize("experiment, dataset, condition", [
-    ("disent", "shapes3d", "recomb2element"), ("decoders", "mpi3d", "extrp"), ("composition", "shapes3d", "recomb2range")])
+    ("disent", "shapes3d", "recomb2element"),
+    pytest.param("decoders", "mpi3d", "extrp", marks=pytest.mark.slow),  # the fast suite runs one of the three
+    pytest.param("composition", "shapes3d", "recomb2range", marks=pytest.mark.slow)])
 def test_rgb_datasets_run_record_and_reload_on_tiny_stand_ins(experiment, dataset, condition, tmp_path):
     from conftest import TINY as BASE
 

@@ -16,6 +16,7 @@ COMMON = [*TINY, "dataset.condition=recomb2range", "training.max_iterations=30",
           "training.checkpoint_every=10", "seed=1", "model.kim"]
 
 
+@pytest.mark.slow  # the fast suite runs two processes under torchrun (below)
 def test_two_gloo_processes_record_one_run_equal_to_one_process(tmp_path):
     run_experiment("decoders", ["with", *COMMON], tmp_path)
     run_experiment("decoders", ["with", *COMMON, "training.backend=gloo", "training.nproc_per_node=2"], tmp_path)

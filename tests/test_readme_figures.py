@@ -5,7 +5,7 @@ the smoke run of every experiment is accepted, small, and records a completed ru
 
 from __future__ import annotations
 
-import ast
+import importlib
 import json
 import os
 import re
@@ -19,7 +19,8 @@ import pytest
 import torch
 
 from conftest import REPO, run_experiment
-from genlab.analysis.runs import load_runs
+from genlab.analysis.runs import flatten_config, load_runs
+from sacred.arg_parser import get_config_updates
 
 sys.path.insert(0, str(REPO / "scripts"))  # the measurement script and its renderer are scripts, not a package
 import measure_quickstart  # noqa: E402
@@ -199,7 +200,6 @@ def test_setup_installs_the_pinned_torch_from_the_index_the_readme_names(tmp_pat
 
 # --- smoke runs -------------------------------------------------------------------------------------
 
-ANSI = re.compile(r"\x1b\[[0-9;]*m")
 SMALL = {"training.max_iterations": 500, "evaluation.max_examples": 2000, "eval_triplets": 2000,
          "dataset.n_train": 10_000, "dataset.n_eval": 10_000}  # at most this where an experiment has the key
 
@@ -217,57 +217,21 @@ def smoke_commands() -> dict[str, list[str]]:
     return commands
 
 
-def printed_config(text: str) -> dict:
-    """Sacred's ``print_config`` output as ``{"dotted.key": value}`` (docstrings and comments dropped)."""
-    flat, path, in_doc, started = {}, [], False, False
-    for line in ANSI.sub("", text).splitlines():
-        stripped = line.strip()
-        if not started:
-            started = stripped.startswith("Configuration")
-            continue
-        if in_doc or stripped.startswith('"""'):
-            closes = stripped.endswith('"""') and (in_doc or len(stripped) >= 6)
-            in_doc = not closes
-            continue
-        entry = re.match(r"^( +)(\w+)(?: = (.*?))?(:)?(?:\s{2,}#.*)?$", line)
-        if not entry:
-            continue
-        indent, key, value, opens = entry.groups()
-        path = path[: (len(indent) - 2) // 2]
-        if value is None and opens:
-            path.append(key)
-            continue
-        try:
-            flat[".".join([*path, key])] = ast.literal_eval(value)
-        except (ValueError, SyntaxError):
-            flat[".".join([*path, key])] = value
-    return flat
-
-
 def test_readme_shows_one_smoke_run_for_every_experiment():
     commands = smoke_commands()
     assert sorted(commands) == EXPERIMENTS
     assert all(args[0] == "with" for args in commands.values())
 
 
-def test_printed_config_is_read_with_nesting_and_without_docstrings():
-    text = ('INFO - x\nConfiguration (\x1b[34mmodified\x1b[0m):\n  seed = 3   # the seed\n  dataset:\n'
-            '    """A docstring\n    with = lines"""\n    tiny = True   # comment\n    options:   # with defaults\n'
-            '      cache_dir = None\n  training:\n    """One line."""\n    max_iterations = 200\n')
-    assert printed_config(text) == {"seed": 3, "dataset.tiny": True, "dataset.options.cache_dir": None,
-                                    "training.max_iterations": 200}
-
-
 @pytest.mark.parametrize("experiment", EXPERIMENTS)
-def test_smoke_run_is_accepted_and_small(experiment, tmp_path):
-    args = smoke_commands()[experiment]
-    env = {**os.environ, "GENLAB_DATA": str(tmp_path), "PYTHONWARNINGS": "ignore"}
-    env.pop("GENLAB_MONGO", None)
-    proc = subprocess.run([sys.executable, "-m", f"experiments.{experiment}", "print_config", *args], cwd=REPO,
-                          env=env, capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    config = printed_config(proc.stdout)
-    assert "training.max_iterations" in config and "seed" in config, proc.stdout[-2000:]
+def test_smoke_run_is_accepted_and_small(experiment, tmp_path, monkeypatch):
+    """Each README command, composed as ``print_config`` would (in this process: no training)."""
+    words = smoke_commands()[experiment][1:]  # after "with"
+    monkeypatch.setenv("GENLAB_DATA", str(tmp_path))
+    ex = importlib.import_module(f"experiments.{experiment}").ex
+    updates, named = get_config_updates(words)
+    config = flatten_config(ex.run("print_config", updates, named, options={"--loglevel": "ERROR"}).config)
+    assert "training.max_iterations" in config and "seed" in config
     for key, most in SMALL.items():
         if key in config:
             assert config[key] is not None and config[key] <= most, f"{key} = {config[key]}"

@@ -26,6 +26,10 @@ from genlab.data.transforms import parse as parse_transforms
 from genlab.registry import UnknownNameError
 
 
+# commands that describe the config without reading the data: they work without the data files
+DESCRIBING = ("print_config", "print_named_configs", "print_dependencies", "save_config", "model.show", "training.show")
+
+
 def _common():
     options = {}  # the dataset builder's own options (filled with their defaults)
     transforms = []  # per-batch transforms of training batches, e.g. [["flip_pixels", {"p": 0.001}]] (genlab.data.transforms)
@@ -53,7 +57,7 @@ def dataset_ingredient(kinds: Sequence[str], defaults: Callable, named: Sequence
             if cfg["name"] in DATASETS:
                 check_dataset(cfg, kinds)  # explains the kind mismatch
             raise UnknownNameError(f"{' or '.join(kinds)} dataset", cfg["name"], names_of_kinds(kinds))
-        variant = check_dataset(cfg, kinds)
+        variant = check_dataset(cfg, kinds, data=command_name not in DESCRIBING)
         parse_transforms(cfg["transforms"])
         parse_transforms(cfg["eval_transforms"])
         return {"variant": variant} if "variant" in cfg and variant != cfg["variant"] else {}

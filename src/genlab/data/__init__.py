@@ -79,10 +79,11 @@ def loader_options(config: Mapping[str, Any]) -> dict[str, Any]:
     return options
 
 
-def check_dataset(config: Mapping[str, Any], kinds=None) -> str | None:
+def check_dataset(config: Mapping[str, Any], kinds=None, data: bool = True) -> str | None:
     """Everything about a ``dataset`` config that can be checked without loading it: the name (and,
     with ``kinds``, that it is of a kind the experiment takes), the builder's options, that its data
     file exists, and that the split leaves training and test images on the data's factor grid.
+    ``data=False`` leaves out the file and the split (for commands that only describe the config).
     Returns the split's variant (its default when None). Raises with the valid names or options."""
     name = config["name"]
     spec = DATASETS.get(name)
@@ -94,7 +95,7 @@ def check_dataset(config: Mapping[str, Any], kinds=None) -> str | None:
     options = loader_options(config)
     check_options(name, options)
     variant = check_split(name, config.get("condition"), config.get("variant"))
-    if spec.rows is not None:  # the files exist, and the split leaves images on both sides
+    if data and spec.rows is not None:  # the files exist, and the split leaves images on both sides
         if config.get("tiny"):
             options = _apply_tiny(spec, options)
         classes, values = spec.rows(**options)
