@@ -11,6 +11,11 @@ Command line::
 
     python -m genlab.analysis.disent figures --where training.objective=beta_vae   # newest matching run
     python -m genlab.analysis.disent paper        # every split with runs: CSVs, figures, paper comparison
+
+Only runs in the paper's setting (full data from the published files, the paper's run length, no
+smoke run, uncapped evaluations: ``genlab.analysis.paper_setting``) go into ``paper-comparison.csv``;
+the others are listed in ``paper-comparison-other-runs.csv``, each with what differs, and drawn
+faded in the figures.
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ import torch
 
 from genlab.analysis import plots
 from genlab.analysis.disent_paper import paper_table
+from genlab.analysis.paper_setting import DIFFERS, differs_from_paper, split_runs
 from genlab.analysis.runs import Run, load_data, load_model, load_runs
 from genlab.data import SplitData
 from genlab.paths import results_dir, sims_dir
@@ -71,7 +77,9 @@ def load_disent_runs(disent_source=None, decoders_source=None, where: Mapping[st
 
 
 def results_table(runs: pd.DataFrame) -> pd.DataFrame:
-    """One row per run: model label, split, train/val/test NLL, DCI, MIG and FactorVAE score."""
+    """One row per run: model label, split, train/val/test NLL, DCI, MIG and FactorVAE score, and
+    ``differs_from_paper``: what in its config differs from the paper's setting ("" for none;
+    ``genlab.analysis.paper_setting``)."""
     rows = []
     for run in runs["run"]:
         final = run.final_metrics()
@@ -95,6 +103,7 @@ def results_table(runs: pd.DataFrame) -> pd.DataFrame:
                 "informativeness": final.get("train.dci_informativeness", np.nan),
                 "mig": final.get("train.mig", np.nan),
                 "factorvae_score": final.get("train.factorvae_score", np.nan),
+                DIFFERS: differs_from_paper(run),
             }
         )
     return pd.DataFrame(rows)
@@ -103,20 +112,36 @@ def results_table(runs: pd.DataFrame) -> pd.DataFrame:
 def select_models(table: pd.DataFrame) -> pd.DataFrame:
     """One run per (dataset, condition, variant, model): the most disentangled one, the paper's rule
     ("for each setting we kept the run with the highest disentanglement", docs/disent.md §5.1), with
-    ``n_runs`` recording how many runs it was chosen from."""
+    ``n_runs`` recording how many runs it was chosen from. Runs in the paper's setting come first: a
+    run outside it (non-empty ``differs_from_paper``) is chosen only for a model that has none."""
     if table.empty:
         return table.assign(n_runs=[])
     keys = ["dataset", "condition", "variant", "model"]
     counts = table.groupby(keys, dropna=False)["run_id"].transform("size")
-    ranked = table.assign(n_runs=counts).sort_values(["disentanglement", "run_id"], ascending=[False, True])
-    return ranked.drop_duplicates(keys).sort_values(keys).reset_index(drop=True)
+    outside = table[DIFFERS].fillna("").astype(bool) if DIFFERS in table else False
+    ranked = table.assign(n_runs=counts, _outside=outside).sort_values(
+        ["_outside", "disentanglement", "run_id"], ascending=[True, False, True])
+    return ranked.drop_duplicates(keys).drop(columns="_outside").sort_values(keys).reset_index(drop=True)
+
+
+PAPER_COLUMNS = {"train_nll": "paper_train_nll", "test_nll": "paper_test_nll", "disentanglement": "paper_disentanglement"}
+COMPARED = ["dataset", "condition", "variant", "model"]
 
 
 def compare_with_paper(table: pd.DataFrame) -> pd.DataFrame:
-    """genlab's selected runs next to the published values (docs/disent.md §7), where the paper has them."""
-    ours = select_models(table)[["dataset", "condition", "variant", "model", "n_runs", "iterations", "train_nll", "test_nll", "disentanglement"]]
-    paper = paper_table().rename(columns={"train_nll": "paper_train_nll", "test_nll": "paper_test_nll", "disentanglement": "paper_disentanglement"})
-    return ours.merge(paper, on=["dataset", "condition", "variant", "model"], how="inner")
+    """genlab's selected runs in the paper's setting (``genlab.analysis.paper_setting``) next to the
+    published values (docs/disent.md §7), where the paper has them; ``other_runs_vs_paper`` lists the rest."""
+    in_setting, _ = split_runs(table)
+    ours = select_models(in_setting)[[*COMPARED, "n_runs", "iterations", "train_nll", "test_nll", "disentanglement"]]
+    return ours.merge(paper_table().rename(columns=PAPER_COLUMNS), on=COMPARED, how="inner")
+
+
+def other_runs_vs_paper(table: pd.DataFrame) -> pd.DataFrame:
+    """Every run outside the paper's setting next to the published values of its split and model,
+    each with ``differs_from_paper`` (what in its config differs); not for the paper's tables."""
+    _, others = split_runs(table)
+    ours = others[[*COMPARED, "experiment", "run_id", "iterations", "train_nll", "test_nll", "disentanglement", DIFFERS]]
+    return ours.merge(paper_table().rename(columns=PAPER_COLUMNS), on=COMPARED, how="inner")
 
 
 def renderer(run: Run) -> Callable[[dict], torch.Tensor]:
@@ -166,10 +191,11 @@ def _save(fig, path: Path) -> Path:
 
 
 def split_figures(runs: pd.DataFrame, out_dir: str | Path, n: int = 5) -> dict[str, Path]:
-    """For the runs of one (dataset, condition, variant): ``<variant>-metrics.csv`` (every run),
-    and, for the selected run of each model, NLL vs disentanglement, reconstructions of the same
-    train/test images (the GT decoder renders them from their factors), and Hinton diagrams of R
-    (the GT decoder's is the identity, as in the paper)."""
+    """For the runs of one (dataset, condition, variant): ``<variant>-metrics.csv`` (every run, with
+    ``differs_from_paper``), and, for the selected run of each model (one in the paper's setting where
+    there is one), NLL vs disentanglement (runs outside the paper's setting faded, with a footnote),
+    reconstructions of the same train/test images (the GT decoder renders them from their factors),
+    and Hinton diagrams of R on one scale (the GT decoder's is the identity, as in the paper)."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     table = results_table(runs)
@@ -183,25 +209,29 @@ def split_figures(runs: pd.DataFrame, out_dir: str | Path, n: int = 5) -> dict[s
     table.to_csv(paths["metrics"], index=False)
 
     title = f"{dataset} {condition} {variant}"
-    paths["disent_vs_nll"] = _save(plots.nll_vs_disentanglement(selected, title=title), out_dir / f"{variant}-disent_vs_nll.png")
+    fig = plots.nll_vs_disentanglement(selected, title=title)
+    plots.note_not_paper_setting(fig, selected[DIFFERS])
+    paths["disent_vs_nll"] = _save(fig, out_dir / f"{variant}-disent_vs_nll.png")
 
     vae_first = sorted(chosen, key=lambda r: r.config["training"]["objective"] == "gt_decoder")
     renderers = {model_label(r.config): renderer(r) for r in vae_first}
     fig = plots.reconstructions(renderers, example_batches(load_data(first), n))
     paths["reconstructions"] = _save(fig, out_dir / f"{variant}-reconstructions.png")
 
-    fig, axes = plt.subplots(1, len(chosen), figsize=(3.2 * len(chosen), 4.2), squeeze=False)
-    for ax, r in zip(axes[0], vae_first):
+    panels = {}
+    for r in vae_first:
         names = r.info["factor_names"]
         R = np.eye(len(names)) if r.config["training"]["objective"] == "gt_decoder" else np.asarray(r.info["dci_R"])
-        plots.hinton(R, names, ax=ax, title=model_label(r.config))
-    paths["hinton"] = _save(fig, out_dir / f"{variant}-hinton.png")
+        panels[model_label(r.config)] = (R, names)
+    paths["hinton"] = _save(plots.hinton_panels(panels), out_dir / f"{variant}-hinton.png")
     return paths
 
 
 def dataset_figure(table: pd.DataFrame, dataset: str, out_dir: str | Path) -> Path:
     """The paper's per-dataset figure: NLL against disentanglement, one panel per condition
-    (recombination to element, to range, extrapolation), train and test joined per model."""
+    (recombination to element, to range, extrapolation), train and test joined per model. A model
+    without a run in the paper's setting is drawn faded from its selected other run, and a footnote
+    says what differs."""
     selected = select_models(table[table["dataset"] == dataset])
     conditions = [c for c in CONDITION_ORDER if c in set(selected["condition"])]
     fig, axes = plt.subplots(1, len(conditions), figsize=(4.6 * len(conditions), 3.8), squeeze=False)
@@ -209,6 +239,7 @@ def dataset_figure(table: pd.DataFrame, dataset: str, out_dir: str | Path) -> Pa
         part = selected[selected["condition"] == condition]
         for variant, rows in part.groupby("variant"):
             plots.nll_vs_disentanglement(rows, ax=ax, title=f"{condition} / {variant}", log=condition == "extrp")
+    plots.note_not_paper_setting(fig, selected[DIFFERS])
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     return _save(fig, out_dir / "disent_vs_nll.png")
@@ -217,7 +248,9 @@ def dataset_figure(table: pd.DataFrame, dataset: str, out_dir: str | Path) -> Pa
 def paper_figures(runs: pd.DataFrame, out_root: str | Path | None = None) -> dict[str, Any]:
     """Everything the paper shows, for every split that has runs: per split the CSV and figures of
     ``split_figures`` under ``<out_root>/<dataset>/<condition>/``, per dataset ``disent_vs_nll.png``,
-    and ``paper-comparison.csv`` (genlab's selected runs next to the published numbers)."""
+    ``paper-comparison.csv`` (genlab's selected runs in the paper's setting next to the published
+    numbers) and ``paper-comparison-other-runs.csv`` (every other run next to them, with
+    ``differs_from_paper``; ``genlab.analysis.paper_setting``)."""
     out_root = Path(out_root) if out_root is not None else results_dir("disent")
     outputs: dict[str, Any] = {"splits": {}, "datasets": {}}
     if runs.empty:
@@ -227,9 +260,10 @@ def paper_figures(runs: pd.DataFrame, out_root: str | Path | None = None) -> dic
     table = results_table(runs)
     for dataset in sorted(set(table["dataset"])):
         outputs["datasets"][dataset] = dataset_figure(table, dataset, out_root / dataset)
-    comparison = compare_with_paper(table)
     outputs["comparison"] = out_root / "paper-comparison.csv"
-    comparison.to_csv(outputs["comparison"], index=False)
+    compare_with_paper(table).to_csv(outputs["comparison"], index=False)
+    outputs["other_runs"] = out_root / "paper-comparison-other-runs.csv"
+    other_runs_vs_paper(table).to_csv(outputs["other_runs"], index=False)
     return outputs
 
 
@@ -260,7 +294,10 @@ def main(argv: list[str] | None = None) -> None:
         outputs = paper_figures(runs, args.out)
         print(f"{len(runs)} completed runs; figures and tables under {args.out or results_dir('disent')}")
         if "comparison" in outputs:
-            print(pd.read_csv(outputs["comparison"]).to_string(index=False))
+            comparison, others = (pd.read_csv(outputs[k]) for k in ("comparison", "other_runs"))
+            print(f"in the paper's setting ({outputs['comparison']}):")
+            print(comparison.to_string(index=False) if len(comparison) else "  (no run)")
+            print(f"{len(others)} other runs next to the paper, not in its setting: {outputs['other_runs']}")
         return
 
     runs = load_runs(args.source or sims_dir("disent"), where=where, experiment="disent", status="COMPLETED")

@@ -3,7 +3,8 @@ NLL vs disentanglement. Each function draws on matplotlib and returns the Figure
 
 from __future__ import annotations
 
-from typing import Callable, Mapping, Sequence
+import textwrap
+from typing import Callable, Iterable, Mapping, Sequence
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -72,13 +73,14 @@ def traversals(model: torch.nn.Module, x: torch.Tensor, dims: Sequence[int] | No
     return fig
 
 
-def hinton(R: np.ndarray, factor_names: Sequence[str], ax=None, title: str | None = None):
-    """Hinton diagram of a DCI importance matrix R (latents x factors): square area ~ |R_ik|."""
+def hinton(R: np.ndarray, factor_names: Sequence[str], ax=None, title: str | None = None, scale: float | None = None):
+    """Hinton diagram of a DCI importance matrix R (latents x factors): square area ~ |R_ik| / ``scale``
+    (default: the largest |R_ik|, whose square fills 0.9 of its cell)."""
     R = np.abs(np.asarray(R, dtype=float))
     if ax is None:
         _, ax = plt.subplots(figsize=(0.5 * R.shape[1] + 1.5, 0.35 * R.shape[0] + 1))
     ax.set_facecolor("0.92")
-    scale = R.max() or 1.0
+    scale = scale or R.max() or 1.0
     for (i, k), w in np.ndenumerate(R):
         side = np.sqrt(w / scale) * 0.9
         ax.add_patch(plt.Rectangle((k - side / 2, i - side / 2), side, side, color="0.15"))
@@ -92,18 +94,51 @@ def hinton(R: np.ndarray, factor_names: Sequence[str], ax=None, title: str | Non
     return ax.figure
 
 
+def hinton_panels(panels: Mapping[str, tuple[np.ndarray, Sequence[str]]], fig=None):
+    """One Hinton diagram per ``{title: (R, factor names)}``, side by side, all on one scale (the
+    largest |R| over every panel, so that square areas compare across panels), which the figure's
+    title states."""
+    scale = max((float(np.abs(np.asarray(R, dtype=float)).max()) for R, _ in panels.values()), default=0.0) or 1.0
+    fig = _canvas(fig, (3.2 * len(panels), 4.4))
+    axes = fig.subplots(1, len(panels), squeeze=False)[0]
+    for ax, (title, (R, names)) in zip(axes, panels.items()):
+        hinton(R, names, ax=ax, title=title, scale=scale)
+    fig.suptitle(f"DCI importance R (latents x factors): square area ∝ |R|, one scale for all panels "
+                 f"(largest |R| = {scale:.3g} fills its cell)", fontsize=9)
+    return fig
+
+
+NOT_PAPER_SETTING = "not the paper's setting"
+
+
+def note_not_paper_setting(fig, marks: Iterable[str]):
+    """A footnote under ``fig`` listing what differs from the paper's setting for the runs drawn
+    faded (each distinct ``differs_from_paper`` mark once); None when every mark is empty."""
+    distinct = sorted({str(m) for m in marks if isinstance(m, str) and m})
+    if not distinct:
+        return None
+    text = f"* {NOT_PAPER_SETTING} (drawn faded): " + " | ".join(distinct)
+    width = max(40, int(fig.get_figwidth() * 15))
+    return fig.text(0.01, -0.01, textwrap.fill(text, width), ha="left", va="top", fontsize=7)
+
+
 def nll_vs_disentanglement(table, label: str = "model", ax=None, title: str | None = None, log: bool = False):
     """The paper's scatter: for every model, its train and test NLL at its disentanglement, joined
-    by a line (columns ``disentanglement``, ``train_nll``, ``test_nll`` and ``label``)."""
+    by a line (columns ``disentanglement``, ``train_nll``, ``test_nll`` and ``label``). Rows with a
+    non-empty ``differs_from_paper`` (runs outside the paper's setting) are drawn faded with a dotted
+    line and labelled with a ``*`` (``note_not_paper_setting`` says what differs)."""
     if ax is None:
         _, ax = plt.subplots(figsize=(4.5, 3.5))
     if log:
         ax.set_yscale("log")
     for _, row in table.iterrows():
         d = row["disentanglement"]
-        line = ax.plot([d, d], [row["train_nll"], row["test_nll"]], "-", alpha=0.5)[0]
-        ax.plot(d, row["train_nll"], "o", color=line.get_color(), label=row[label])
-        ax.plot(d, row["test_nll"], "s", color=line.get_color(), mfc="none")
+        mark = row.get("differs_from_paper")
+        outside = isinstance(mark, str) and mark != ""
+        alpha, style, name = (0.4, ":", f"{row[label]} *") if outside else (1.0, "-", row[label])
+        line = ax.plot([d, d], [row["train_nll"], row["test_nll"]], style, alpha=0.5 * alpha)[0]
+        ax.plot(d, row["train_nll"], "o", color=line.get_color(), alpha=alpha, label=name)
+        ax.plot(d, row["test_nll"], "s", color=line.get_color(), mfc="none", alpha=alpha)
     ax.set_xlabel("disentanglement (DCI)")
     ax.set_ylabel("reconstruction NLL (nats)")
     ax.set_xlim(-0.05, 1.05)

@@ -1,0 +1,173 @@
+"""Whether a recorded run was trained and evaluated in its paper's setting, and what differs if not.
+
+Tables and figures that put genlab's numbers next to a paper's (``genlab.analysis.disent``,
+docs/disent.md §7; ``genlab.analysis.fce2d``, docs/fce.md §4.2) use only runs in the paper's
+setting, and list the others apart, each marked with what differs (``differs_from_paper``,
+e.g. ``"dataset.tiny=True (paper: False); training.max_iterations=200 (paper: training.epochs=30)"``).
+
+A run is in its paper's setting when its config matches, on every setting that changes what its
+numbers mean, what its experiment's default configs give:
+
+- the data: full size and the real source: ``dataset.tiny`` and, per paper, ``dataset.source`` and
+  ``dataset.strides`` (the published files, the whole factor grid; docs/disent.md §1) or
+  ``dataset.n_train`` and ``dataset.n_eval`` (docs/fce.md §3.4);
+- the run length: the phases ``training.phases`` / ``max_iterations`` / ``epochs`` make
+  (``genlab.training.phases.parse_phases``; docs/disent.md §4.1, docs/fce.md §7);
+- not a smoke run: ``training.smoke`` false;
+- full evaluations: every option of the evaluations the run ran (``evaluation.run``) at its default,
+  ``batch_size`` aside (``evaluation.max_examples``, ``factorvae_votes``, ``dci_samples``, ``samples`` ...).
+
+What a paper's sweep varies (dataset, split, model, objective and its hyperparameters, seed) is not
+compared. The paper's values come from one place: the default config functions of
+``scripts/configs/<paper>.py`` (read with Sacred's ``ConfigScope``), composed per
+experiment as ``scripts/experiments/<experiment>.py`` composes them, and the evaluations' own
+keyword defaults (``genlab.evaluations``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable, Mapping, Sequence
+
+import pandas as pd
+from configs import disent as disent_configs
+from configs import fce2d as fce2d_configs
+from sacred.config.config_scope import ConfigScope
+
+from genlab.evaluations.base import evaluation_options
+from genlab.training.phases import parse_phases
+
+DIFFERS = "differs_from_paper"  # the column that marks a run outside its paper's setting ("" inside it)
+
+# the shared switches' defaults in scripts/ingredients/dataset.py and training.py (``_common``; those
+# modules import Sacred, so they are restated here): a full-size, full-length run
+FULL_SIZE = {"dataset.tiny": False, "training.smoke": False}
+RUN_LENGTH = ("training.phases", "training.max_iterations", "training.epochs")  # in parse_phases' order of precedence
+NOT_COMPARED_EVALUATION_OPTIONS = ("batch_size",)  # how many examples at a time: the numbers are the same
+
+
+@dataclass(frozen=True)
+class PaperDefaults:
+    """An experiment's default config functions (as its ``genlab_experiment(...)`` call lists them)
+    and the data settings of its paper's setting."""
+
+    dataset: Callable[[], None]
+    training: tuple[Callable[[], None], ...]
+    data_keys: tuple[str, ...]
+    cite: str
+
+
+EXPERIMENTS = {
+    "disent": PaperDefaults(disent_configs.dataset, (disent_configs.training,), ("source", "strides"),
+                            "docs/disent.md §4.1, §7"),
+    "decoders": PaperDefaults(disent_configs.dataset, (disent_configs.training, disent_configs.gt_decoder),
+                              ("source", "strides"), "docs/disent.md §2.3, §4.1, §7"),
+    "fce2d": PaperDefaults(fce2d_configs.dataset, (fce2d_configs.fce_2d,), ("n_train", "n_eval"),
+                           "docs/fce.md §3.4, §4.2, §7"),
+}  # fmt: skip
+
+
+def config_values(fn: Callable[[], None]) -> dict[str, Any]:
+    """The settings a config function assigns, as Sacred reads them (its ``ConfigScope``), docstring aside."""
+    return {k: v for k, v in ConfigScope(fn)().items() if not k.startswith("_")}
+
+
+def paper_defaults(experiment: str) -> PaperDefaults:
+    if experiment not in EXPERIMENTS:
+        raise ValueError(f"no paper setting is known for experiment {experiment!r}; known: {', '.join(sorted(EXPERIMENTS))}")
+    return EXPERIMENTS[experiment]
+
+
+def reference_setting(experiment: str, evaluations: Sequence[str] = ()) -> dict[str, Any]:
+    """The paper's setting of ``experiment`` as ``{dotted config key: value}``: the data keys, the
+    shared switches, the run length (``training.phases``, ``max_iterations``, ``epochs``) and the
+    options of the named ``evaluations`` with their defaults."""
+    defaults = paper_defaults(experiment)
+    dataset = config_values(defaults.dataset)
+    training = {"phases": None, "max_iterations": None, "epochs": None}
+    for fn in defaults.training:
+        training.update(config_values(fn))
+    options = evaluation_options(evaluations)
+    return {
+        **{f"dataset.{k}": dataset.get(k) for k in defaults.data_keys},
+        **FULL_SIZE,
+        **{key: training[key.split(".", 1)[1]] for key in RUN_LENGTH},
+        **{f"evaluation.{k}": _plain(v) for k, v in options.items() if k not in NOT_COMPARED_EVALUATION_OPTIONS},
+    }
+
+
+_ABSENT = object()
+
+
+def _get(config: Mapping[str, Any], dotted: str) -> Any:
+    node: Any = config
+    for part in dotted.split("."):
+        if not isinstance(node, Mapping) or part not in node:
+            return _ABSENT
+        node = node[part]
+    return node
+
+
+def _plain(value: Any) -> Any:
+    """Tuples as lists (a recorded config has only lists)."""
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, Mapping):
+        return {k: _plain(v) for k, v in value.items()}
+    return value
+
+
+def _shown(value: Any) -> str:
+    return value if isinstance(value, str) else repr(value)
+
+
+def _run_length(setting: Mapping[str, Any]) -> tuple[list, str] | None:
+    """The phases a run-length setting makes and how to say it (its deciding key), None if unreadable."""
+    values = {key: setting.get(key) for key in RUN_LENGTH}
+    try:
+        phases = parse_phases(values["training.phases"], iterations=values["training.max_iterations"], epochs=values["training.epochs"])
+    except (TypeError, ValueError):
+        return None
+    deciding = next((key for key in RUN_LENGTH if values[key] is not None), "training.epochs")
+    return phases, f"{deciding}={_shown(_plain(values[deciding]))}"
+
+
+def differences(config: Mapping[str, Any], experiment: str) -> list[str]:
+    """What in a recorded run's ``config`` differs from its paper's setting, one ``"key=value
+    (paper: value)"`` per setting (an unrecorded key counts as different); [] in the paper's setting."""
+    evaluations = _get(config, "evaluation.run")
+    evaluations = list(evaluations) if isinstance(evaluations, (list, tuple)) else []
+    reference = reference_setting(experiment, evaluations)
+    out = []
+    for key, paper in reference.items():
+        if key in RUN_LENGTH:
+            continue
+        value = _get(config, key)
+        if value is _ABSENT:
+            out.append(f"{key} not recorded (paper: {_shown(paper)})")
+        elif _plain(value) != paper:
+            out.append(f"{key}={_shown(_plain(value))} (paper: {_shown(paper)})")
+    ours = _run_length({key: _get(config, key) for key in RUN_LENGTH if _get(config, key) is not _ABSENT})
+    paper_length = _run_length(reference)
+    if ours is None:
+        out.append(f"run length not recorded (paper: {paper_length[1]})")
+    elif ours[0] != paper_length[0]:
+        out.append(f"{ours[1]} (paper: {paper_length[1]})")
+    return out
+
+
+def differs_from_paper(run) -> str:
+    """A recorded run's differences from its paper's setting, joined by "; " ("" in the setting)."""
+    return "; ".join(differences(run.config, run.experiment))
+
+
+def split_runs(table: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """``(paper-setting rows, other rows)`` of a runs table. The marks are its ``differs_from_paper``
+    column if it has one, else computed from its ``run`` column (``load_runs`` handles); the paper
+    rows come without that column, the other rows with it."""
+    marks = table[DIFFERS] if DIFFERS in table else pd.Series([differs_from_paper(r) for r in table["run"]], index=table.index, dtype=object)
+    marks = marks.fillna("").astype(str)
+    inside = marks == ""
+    paper = table[inside].drop(columns=[DIFFERS], errors="ignore").reset_index(drop=True)
+    others = table[~inside].assign(**{DIFFERS: marks[~inside]}).reset_index(drop=True)
+    return paper, others
