@@ -169,22 +169,18 @@ class GenlabFileStorageObserver(FileStorageObserver):
             self.run_entry["result"] = result
             return self.failed_event(stop_time, ["genlab: the run completed, but its record in this file store is "
                                                  "incomplete:\n", *(f + "\n" for f in self.failures)])
-        try:
-            super().completed_event(stop_time, result)
-        except Exception as exc:
-            self._failed(f"could not write the final record {os.path.join(self.dir or '', 'run.json')}", exc)
-            raise
+        self._final_record(super().completed_event, stop_time, result)
 
     def interrupted_event(self, interrupt_time, status):
-        try:
-            super().interrupted_event(interrupt_time, status)
-        except Exception as exc:
-            self._failed(f"could not write the final record {os.path.join(self.dir or '', 'run.json')}", exc)
-            raise
+        self._final_record(super().interrupted_event, interrupt_time, status)
 
     def failed_event(self, fail_time, fail_trace):
+        self._final_record(super().failed_event, fail_time, fail_trace)
+
+    def _final_record(self, write, *args) -> None:
+        """Sacred's writing of the final record; a failure is remembered (the run must fail) and raised."""
         try:
-            super().failed_event(fail_time, fail_trace)
+            write(*args)
         except Exception as exc:
             self._failed(f"could not write the final record {os.path.join(self.dir or '', 'run.json')}", exc)
             raise

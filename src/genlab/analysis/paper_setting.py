@@ -19,20 +19,22 @@ numbers mean, what its experiment's default configs give:
 
 What a paper's sweep varies (dataset, split, model, objective and its hyperparameters, seed) is not
 compared. The paper's values come from one place: the default config functions of
-``scripts/configs/<paper>.py`` (read with Sacred's ``ConfigScope``), composed per
+``scripts/configs/<paper>.py`` (read as Sacred reads them, without Sacred), composed per
 experiment as ``scripts/experiments/<experiment>.py`` composes them, and the evaluations' own
 keyword defaults (``genlab.evaluations``).
 """
 
 from __future__ import annotations
 
+import ast
+import inspect
+import textwrap
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping, Sequence
 
 import pandas as pd
 from configs import disent as disent_configs
 from configs import fce2d as fce2d_configs
-from sacred.config.config_scope import ConfigScope
 
 from genlab.evaluations.base import evaluation_options
 from genlab.training.phases import parse_phases
@@ -68,8 +70,12 @@ EXPERIMENTS = {
 
 
 def config_values(fn: Callable[[], None]) -> dict[str, Any]:
-    """The settings a config function assigns, as Sacred reads them (its ``ConfigScope``), docstring aside."""
-    return {k: v for k, v in ConfigScope(fn)().items() if not k.startswith("_")}
+    """The settings a config function's body assigns, docstring aside: what Sacred's ``ConfigScope``
+    reads from it, evaluated here without Sacred (library code never imports it)."""
+    body = ast.parse(textwrap.dedent(inspect.getsource(fn))).body[0].body
+    namespace: dict[str, Any] = {}
+    exec(compile(ast.Module(body=body, type_ignores=[]), inspect.getsourcefile(fn), "exec"), dict(fn.__globals__), namespace)
+    return {k: v for k, v in namespace.items() if not k.startswith("_")}
 
 
 def paper_defaults(experiment: str) -> PaperDefaults:

@@ -25,7 +25,7 @@ from genlab import paths
 from genlab.data.base import FactorGrid, FactorImages, from_numpy
 from genlab.data.files import CORRUPT_ARCHIVE, DataFile, check_strides, corrupt_message, strided_classes
 from genlab.data.registry import DATASETS, DatasetSpec
-from genlab.errors import ConfigError, CorruptFile
+from genlab.errors import CorruptFile
 
 FILENAME = "dsprites_ndarray_co1sh3sc6or40x32y32_64x64.npz"
 FACTOR_NAMES = ("shape", "scale", "orientation", "posX", "posY")
@@ -422,12 +422,7 @@ def load(
 
 def _checked(path, source: str, strides: Sequence[int] | None) -> tuple[int, ...] | None:
     """The options' checks that read no data (the file exists for ``source="file"``); the strides as ints."""
-    if source not in SOURCES:
-        raise ConfigError(f"unknown dsprites source {source!r}; valid sources: {', '.join(SOURCES)}")
-    if source == "file":
-        FILE.require(path)
-    elif path is not None:
-        raise ConfigError("dataset.path is only read with dataset.source=file; use cache_dir for generated data")
+    FILE.check_source("dsprites", source, SOURCES, path)
     return None if strides is None else check_strides(strides, GRID)
 
 

@@ -67,6 +67,17 @@ class DataFile:
             raise MissingFile(self.missing_message(file))
         return file
 
+    def check_source(self, dataset: str, source: str, sources: Sequence[str], path: str | Path | None, hint: str = "") -> None:
+        """The checks of a loader's ``source`` and ``path`` that read no data: ``source`` is one of
+        ``sources``; with ``source="file"`` the file exists (else ``MissingFile``), otherwise no
+        ``path`` is given. ``hint`` follows the unknown-source message."""
+        if source not in sources:
+            raise ConfigError(f"unknown {dataset} source {source!r}; valid sources: {', '.join(sources)}{hint}")
+        if source == "file":
+            self.require(path)
+        elif path is not None:
+            raise ConfigError(f"dataset.path is only read with dataset.source=file (not source={source})")
+
     def bad(self, path: Path | str, what: str, expected: str = "") -> CorruptFile:
         """The error for a file that exists but is not in the published format."""
         form = f" ({expected})" if expected else ""

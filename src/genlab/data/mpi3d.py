@@ -352,15 +352,8 @@ def load(
 def _rows(path, source: str, strides, version: str, factor_sizes) -> tuple[FactorGrid, np.ndarray, np.ndarray]:
     """The options' checks that read no data (the file exists for ``source="file"``); the grid and
     the ``(classes, values)`` of the rows :func:`load` returns."""
-    if source not in SOURCES:
-        hint = " (MPI3D cannot be re-rendered; source=standin is a synthetic stand-in)" if source == "generated" else ""
-        raise ConfigError(f"unknown mpi3d source {source!r}; valid sources: {', '.join(SOURCES)}{hint}")
-    if source == "file":
-        data_file(version).require(path)
-    else:
-        filename(version)  # checks the version
-        if path is not None:
-            raise ConfigError("dataset.path is only read with dataset.source=file")
+    hint = " (MPI3D cannot be re-rendered; source=standin is a synthetic stand-in)" if source == "generated" else ""
+    data_file(version).check_source("mpi3d", source, SOURCES, path, hint)  # data_file checks the version
     grid = make_grid(factor_sizes)
     classes = strided_classes(grid, None if strides is None else check_strides(strides, grid))
     return grid, classes, grid.values_of(classes)

@@ -35,7 +35,7 @@ import numpy as np
 from genlab.data.base import FactorGrid, FactorImages, LazyImages, choose_resident, from_numpy, standin_images
 from genlab.data.files import DataFile, check_strides, strided_classes
 from genlab.data.registry import DATASETS, DatasetSpec
-from genlab.errors import ConfigError, CorruptFile
+from genlab.errors import CorruptFile
 
 log = logging.getLogger(__name__)
 
@@ -301,15 +301,8 @@ def load(
 
 def _checked(path, source: str, strides: Sequence[int] | None) -> tuple[int, ...] | None:
     """The options' checks that read no data (the file exists for ``source="file"``); the strides as ints."""
-    if source not in SOURCES:
-        hint = ""
-        if source == "generated":
-            hint = " (3DShapes cannot be re-rendered; source=standin is a synthetic stand-in)"
-        raise ConfigError(f"unknown shapes3d source {source!r}; valid sources: {', '.join(SOURCES)}{hint}")
-    if source == "file":
-        FILE.require(path)
-    elif path is not None:
-        raise ConfigError("dataset.path is only read with dataset.source=file")
+    hint = " (3DShapes cannot be re-rendered; source=standin is a synthetic stand-in)" if source == "generated" else ""
+    FILE.check_source("shapes3d", source, SOURCES, path, hint)
     return None if strides is None else check_strides(strides, GRID)
 
 
