@@ -36,6 +36,7 @@ import pandas as pd
 from configs import disent as disent_configs
 from configs import fce2d as fce2d_configs
 
+from genlab.analysis.runs import MISSING, canonical, lookup
 from genlab.evaluations.base import evaluation_options
 from genlab.training.phases import parse_phases
 
@@ -98,29 +99,8 @@ def reference_setting(experiment: str, evaluations: Sequence[str] = ()) -> dict[
         **{f"dataset.{k}": dataset.get(k) for k in defaults.data_keys},
         **FULL_SIZE,
         **{key: training[key.split(".", 1)[1]] for key in RUN_LENGTH},
-        **{f"evaluation.{k}": _plain(v) for k, v in options.items() if k not in NOT_COMPARED_EVALUATION_OPTIONS},
+        **{f"evaluation.{k}": canonical(v) for k, v in options.items() if k not in NOT_COMPARED_EVALUATION_OPTIONS},
     }
-
-
-_ABSENT = object()
-
-
-def _get(config: Mapping[str, Any], dotted: str) -> Any:
-    node: Any = config
-    for part in dotted.split("."):
-        if not isinstance(node, Mapping) or part not in node:
-            return _ABSENT
-        node = node[part]
-    return node
-
-
-def _plain(value: Any) -> Any:
-    """Tuples as lists (a recorded config has only lists)."""
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    if isinstance(value, Mapping):
-        return {k: _plain(v) for k, v in value.items()}
-    return value
 
 
 def _shown(value: Any) -> str:
@@ -135,25 +115,25 @@ def _run_length(setting: Mapping[str, Any]) -> tuple[list, str] | None:
     except (TypeError, ValueError):
         return None
     deciding = next((key for key in RUN_LENGTH if values[key] is not None), "training.epochs")
-    return phases, f"{deciding}={_shown(_plain(values[deciding]))}"
+    return phases, f"{deciding}={_shown(canonical(values[deciding]))}"
 
 
 def differences(config: Mapping[str, Any], experiment: str) -> list[str]:
     """What in a recorded run's ``config`` differs from its paper's setting, one ``"key=value
     (paper: value)"`` per setting (an unrecorded key counts as different); [] in the paper's setting."""
-    evaluations = _get(config, "evaluation.run")
+    evaluations = lookup(config, "evaluation.run")
     evaluations = list(evaluations) if isinstance(evaluations, (list, tuple)) else []
     reference = reference_setting(experiment, evaluations)
     out = []
     for key, paper in reference.items():
         if key in RUN_LENGTH:
             continue
-        value = _get(config, key)
-        if value is _ABSENT:
+        value = lookup(config, key)
+        if value is MISSING:
             out.append(f"{key} not recorded (paper: {_shown(paper)})")
-        elif _plain(value) != paper:
-            out.append(f"{key}={_shown(_plain(value))} (paper: {_shown(paper)})")
-    ours = _run_length({key: _get(config, key) for key in RUN_LENGTH if _get(config, key) is not _ABSENT})
+        elif canonical(value) != paper:
+            out.append(f"{key}={_shown(canonical(value))} (paper: {_shown(paper)})")
+    ours = _run_length({key: lookup(config, key) for key in RUN_LENGTH if lookup(config, key) is not MISSING})
     paper_length = _run_length(reference)
     if ours is None:
         out.append(f"run length not recorded (paper: {paper_length[1]})")

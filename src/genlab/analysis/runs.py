@@ -54,7 +54,7 @@ class UnreadableRunWarning(UserWarning):
     """``load_runs`` skipped run directories whose ``run.json``, ``config.json``, ``info.json`` or
     ``metrics.json`` could not be read."""
 
-_MISSING = object()
+MISSING = object()  # what lookup returns for a key a config does not have
 _SACRED_HOST_PORT_DB = re.compile(r"^(?P<host>[^:/@\s]+):(?P<port>\d+):(?P<db>[^:/\s]+)$")
 
 
@@ -110,30 +110,31 @@ def flatten_config(config: Mapping, prefix: str = "") -> dict[str, Any]:
     return flat
 
 
-def _lookup(config: Mapping, dotted: str) -> Any:
+def lookup(config: Mapping, dotted: str) -> Any:
+    """The value at a dotted key of a nested config, or ``MISSING``."""
     node: Any = config
     for part in dotted.split("."):
         if not isinstance(node, Mapping) or part not in node:
-            return _MISSING
+            return MISSING
         node = node[part]
     return node
 
 
-def _canonical(value: Any) -> Any:
+def canonical(value: Any) -> Any:
     """Tuples compare equal to lists (JSON has only lists); nested containers compared element-wise."""
     if isinstance(value, (list, tuple)):
-        return [_canonical(v) for v in value]
+        return [canonical(v) for v in value]
     if isinstance(value, Mapping):
-        return {k: _canonical(v) for k, v in value.items()}
+        return {k: canonical(v) for k, v in value.items()}
     if isinstance(value, np.ndarray):
-        return _canonical(value.tolist())
+        return canonical(value.tolist())
     if isinstance(value, np.generic):
         return value.item()
     return value
 
 
 def _equal(a: Any, b: Any) -> bool:
-    a, b = _canonical(a), _canonical(b)
+    a, b = canonical(a), canonical(b)
     # bool is an int in Python but not in MongoDB: keep True != 1 so both backends agree.
     if isinstance(a, bool) or isinstance(b, bool):
         return isinstance(a, bool) and isinstance(b, bool) and a == b
@@ -145,8 +146,8 @@ def _equal(a: Any, b: Any) -> bool:
 
 def _matches(config: Mapping, where: Mapping[str, Any]) -> bool:
     for key, wanted in where.items():
-        value = _lookup(config, key)
-        if value is _MISSING:
+        value = lookup(config, key)
+        if value is MISSING:
             return False
         if callable(wanted):
             if not wanted(value):
