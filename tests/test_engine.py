@@ -287,3 +287,30 @@ def test_the_evaluator_leaves_gradients_to_the_objective():
     model = TwoPlayers()
     metrics = evaluate(create_evaluator(model, ScoreMatching()), SequentialBatches(points(8), 4))
     assert metrics["score_norm"] == pytest.approx(model.a.weight.norm().item(), rel=1e-5)
+
+
+def test_a_phase_can_finish_its_epoch_and_end_with_an_evaluation():
+    model, objective, opts = setup()
+    phases = parse_phases([{"name": "first", "iterations": 5, "finish_epoch": True, "evaluate": True},  # 4 batches/epoch: 8
+                           {"name": "second", "iterations": 3}])
+    evaluated = []
+    result = fit(model, objective, opts, ShuffledBatches(points(), 10, seed=1), phases=phases,
+                 val_batches=SequentialBatches(points(8, 1), 8), eval_every="phase",
+                 log=lambda n, v, s: evaluated.append(s) if n == "val.loss" else None)  # fmt: skip
+    assert [(n, a, b) for n, a, b, _ in result.phases] == [("first", 0, 8), ("second", 8, 11)]
+    assert evaluated == [8, 11] and [i for i, _ in result.val_history] == [8, 11]  # phase end, run end (once each)
+    assert objective.seen[0][-2:] == (0, ("a", "b")) and result.val_history[-1][1] == result.val_metrics
+
+
+def test_the_moving_average_can_warm_up_per_phase_as_tensorflow_s():
+    model, objective, opts = setup()
+    initial, weights = state(model), []
+    phases = parse_phases([{"name": "one", "iterations": 3}, {"name": "two", "iterations": 3}])
+    result = fit(model, objective, opts, ShuffledBatches(points(), 10), phases=phases, ema_decay=0.9999, ema_warmup=True, evaluate_ema=True,
+                 hooks=lambda t: t.add_event_handler(Events.ITERATION_COMPLETED, lambda e: weights.append(state(model))))
+    shadow = initial
+    for t, w in zip([1, 2, 3, 1, 2, 3], weights):  # decay min(0.9999, (1 + t) / (10 + t)) at a phase's t-th update
+        decay = (1 + t) / (10 + t)
+        shadow = {k: decay * shadow[k] + (1 - decay) * w[k] for k in shadow}
+    for k, v in state(result.eval_model).items():
+        torch.testing.assert_close(v, shadow[k])

@@ -52,9 +52,9 @@ def flow64(request):
 
 
 def test_registry_builds_both_and_lists_them_on_unknown_name():
-    assert FLOWS.names() == ["glow", "maf"]
+    assert FLOWS.names() == ["glow", "maf", "nsf_ar"]
     assert isinstance(build_flow("glow"), Glow) and isinstance(build_flow("maf"), MAF)
-    with pytest.raises(UnknownNameError, match="valid flows: glow, maf"):
+    with pytest.raises(UnknownNameError, match="valid flows: glow, maf, nsf_ar"):
         build_flow("nope")
 
 

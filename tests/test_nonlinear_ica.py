@@ -78,3 +78,23 @@ def test_labels_one_hot_and_bad_settings():
         simulate("tcl", 0)
     with pytest.raises(ConfigError, match="n_layers must be a positive integer"):
         mix(np.zeros((3, 2)), 0, np.random.default_rng(0))
+
+
+@pytest.mark.parametrize("name", ["tcl", "imca"])
+def test_the_registered_dataset_batches_x_one_hot_u_and_s_and_gives_the_models_what_they_follow(name):
+    import torch
+
+    from genlab.data import DATASETS, load_dataset
+
+    data = load_dataset({"name": name, "data_seed": 1, "options": {"n_per_segment": 50, "n_layers": 4}}, "cpu", seed=7)
+    sim = simulate(name, n_per_segment=50, n_layers=4, data_seed=1)  # the run's seed (7) does not enter
+    batch = data.train.batch(slice(None))
+    assert set(batch) == {"x", "u", "s", "index"} and len(data.train) == 1000 and torch.equal(batch["index"], torch.arange(1000)) and data.val is None and data.test is None
+    np.testing.assert_allclose(batch["x"].numpy(), sim.x, rtol=1e-6, atol=1e-6)
+    assert batch["x"].dtype == torch.float32 and torch.equal(batch["u"].argmax(1), torch.as_tensor(sim.u))
+    assert torch.equal(batch["u"].sum(1), torch.ones(1000))
+    inputs = data.model_inputs
+    assert (inputs["n_segments"], inputs["latent_dim"], inputs["mixing_layers"]) == (20, 5, 4)
+    white = (sim.x - np.array(inputs["whitening"]["mean"])) @ np.array(inputs["whitening"]["matrix"])
+    np.testing.assert_allclose(np.cov(white, rowvar=False), np.eye(5), atol=1e-10)  # PCA whitening for TCL
+    assert DATASETS.get(name).model_inputs()["n_segments"] == 20  # model.show builds without loading

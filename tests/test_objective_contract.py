@@ -58,6 +58,16 @@ def triplet_batch(seed: int = 0) -> dict[str, torch.Tensor]:
             "factors": torch.rand(N, K, generator=g)}  # fmt: skip
 
 
+def segments_batch(seed: int = 0) -> dict[str, torch.Tensor]:
+    """Simulation data: observations, a one-hot segment of 4 and the true sources."""
+    g = torch.Generator().manual_seed(seed)
+    u = torch.nn.functional.one_hot(torch.arange(32) % 4, 4).float()
+    return {"x": torch.randn(32, 3, generator=g), "u": u, "s": torch.randn(32, 3, generator=g)}
+
+
+SIMULATION = {"input_shape": (3,), "n_segments": 4, "latent_dim": 3, "mixing_layers": 2}
+
+
 def points_batch(seed: int = 0) -> dict[str, torch.Tensor]:
     """2D points with a (made-up, finite) true log density, so the density-error metrics run too."""
     g = torch.Generator().manual_seed(seed)
@@ -86,6 +96,15 @@ class Fixture:
     hyperparameters: dict[str, Any] = field(default_factory=dict)
     moved: frozenset[str] | None = None
     moves_every_parameter: bool = True
+    phase: str = "train"  # the phase of the step (objectives whose phases do different things)
+    handed: frozenset[str] | None = None  # the optimizers that phase hands the step (None: all)
+    has_buffers: bool = True  # False: a model without buffers (the eval check covers parameters only)
+
+    def progress(self) -> Progress:
+        return Progress(0, phase=self.phase, epoch_length=2)
+
+    def step_optimizers(self, optimizers: dict) -> dict:
+        return dict(optimizers) if self.handed is None else {k: optimizers[k] for k in self.handed}
 
     def objective(self) -> Objective:
         return build_objective(self.name, **self.hyperparameters)
@@ -136,6 +155,14 @@ FIXTURES: dict[str, Fixture] = {
             "flow_mle", "energy_flow", {"flow": "glow", "flow_options": {"steps": 2, "width": 8}},
             {"input_shape": (2,)}, points_batch, moves_every_parameter=False,
         ),
+        # a flow phase, handed its optimizer: the flow moves (its ActNorms initialise from the first
+        # batch), the EBM does not; the step draws the phase's noise set, so the state differs from a fresh one
+        Fixture(
+            "icebeem_fce", "icebeem", {"hidden": 8, "flow_options": {"n_layers": 1}}, SIMULATION, segments_batch,
+            phase="flow_1", handed=frozenset({"flow"}),
+        ),
+        Fixture("ivae", "ivae", {}, SIMULATION, segments_batch),
+        Fixture("tcl", "tcl", {"n_layers": 2}, SIMULATION, segments_batch),
     ]
 }  # fmt: skip
 
@@ -212,8 +239,8 @@ def assert_same_state(a: Any, b: Any, path: str = "state") -> None:
 def trained(name: str):
     """A fixture after ``make_optimizers`` and one train step: (model, objective, optimizers, batch)."""
     model, objective, batch = FIXTURES[name]()
-    optimizers = objective.make_optimizers(model, optimizer_factory())
-    objective.train_step(model, optimizers, batch, Progress(0))
+    optimizers = FIXTURES[name].step_optimizers(objective.make_optimizers(model, optimizer_factory()))
+    objective.train_step(model, optimizers, batch, FIXTURES[name].progress())
     return model, objective, optimizers, batch
 
 
@@ -247,12 +274,12 @@ def test_make_optimizers_covers_only_the_model_and_the_objective_networks(name):
 def test_train_step_moves_only_what_its_optimizers_own(name):
     fixture = FIXTURES[name]
     model, objective, batch = fixture()
-    optimizers = objective.make_optimizers(model, optimizer_factory())
+    optimizers = fixture.step_optimizers(objective.make_optimizers(model, optimizer_factory()))
     params = parameters(model, objective)  # after make_optimizers: FactorVAE's discriminator exists only now
     before = snapshot(params)
     flags = {k: p.requires_grad for k, p in params.items()}
 
-    metrics = objective.train_step(model, optimizers, batch, Progress(0))
+    metrics = objective.train_step(model, optimizers, batch, fixture.progress())
 
     assert_flat_metrics(metrics, f"{name}.train_step")
     assert {k: p.requires_grad for k, p in params.items()} == flags, "train_step left requires_grad flags changed"
@@ -279,7 +306,7 @@ def test_train_step_moves_only_what_its_optimizers_own(name):
 def test_eval_step_moves_no_parameter_or_buffer(name):
     model, objective, _, batch = trained(name)  # after a step: Glow's ActNorms are initialised, BN stats moved
     params, bufs = parameters(model, objective), buffers(model, objective)
-    assert bufs, "fixture has no buffer: the buffer check would be vacuous"
+    assert bool(bufs) == FIXTURES[name].has_buffers, "a fixture with buffers must say so: the buffer check would be vacuous"
     before_p, before_b = snapshot(params), snapshot(bufs)
     flags = {k: p.requires_grad for k, p in params.items()}
 

@@ -84,8 +84,20 @@ def dataset_ingredient(kinds: Sequence[str], defaults: Callable, named: Sequence
         for part, source in (("train", data.train), ("val", data.val), ("test", data.test)):
             if source is not None:
                 print(f"  {part:<5} {len(source):>9,} examples")
-        x = data.train.batch(slice(0, 100_000))["x"]
+        batch = data.train.batch(slice(0, 100_000))
+        x = batch["x"]
+        print("  batch: " + ", ".join(f"{k} {list(v.shape[1:])}" for k, v in batch.items()))
         if x.dim() == 2:  # vectors: their sample statistics
-            print(f"  training mean {x.mean(0).tolist()}, std {x.std(0).tolist()}, range [{x.min():.2f}, {x.max():.2f}]")
+            print(f"  training mean {_fmt(x.mean(0))}, std {_fmt(x.std(0))}, range [{x.min():.2f}, {x.max():.2f}]")
+        if "u" in batch and "s" in batch:  # segments with true sources: each segment's statistics
+            segment = batch["u"].argmax(1)
+            print("  segment  points  source mean / std per component")
+            for k in segment.unique().tolist():
+                s_k = batch["s"][segment == k]
+                print(f"  {k:>7} {len(s_k):>7}  mean {_fmt(s_k.mean(0))}  std {_fmt(s_k.std(0))}")
 
     return dataset
+
+
+def _fmt(values) -> str:
+    return "[" + ", ".join(f"{float(v):.2f}" for v in values) + "]"

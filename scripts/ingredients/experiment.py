@@ -231,7 +231,7 @@ def _train(run, config: Mapping[str, Any], seed: int, batches: BatchesFn, direct
     record_fit(run, fitted, net)
     names, options = evaluation_settings(config["evaluation"])
     if names:
-        ctx = EvalContext(fitted.eval_model, objective, data, device, sets=dict(parts.eval_sets or {}))
+        ctx = EvalContext(fitted.eval_model, objective, data, device, sets=dict(parts.eval_sets or {}), history=fitted.val_history)
         metrics, extra = run_evaluations(ctx, names, options)
         log_final(run, metrics, fitted.iterations, results)
         run.info.update(extra)

@@ -24,6 +24,7 @@ from typing import Callable, Sequence
 from sacred import Ingredient
 
 from genlab.data import DATASETS
+from genlab.errors import ConfigError
 from genlab.models import MODELS, build_model, check_model, describe
 from genlab.objectives import OBJECTIVES
 from genlab.registry import UnknownNameError
@@ -34,9 +35,12 @@ def _filled(kind, options):
 
 
 def model_ingredient(kinds: Sequence[str], named: Sequence[Callable] = (), experiment: str = "this experiment") -> Ingredient:
+    """``kinds``: the model kinds the experiment trains. With one, it is ``model.kind``'s default;
+    with several (the ICE-BeeM simulations' three methods), ``model.kind`` defaults to None: the
+    objective's ``model_kind`` (``training.ivae`` trains an ``ivae`` model)."""
     kinds = tuple(kinds)
     model = Ingredient("model")
-    model.add_config(kind=kinds[0], options={}, init_from=None, init_strict=True)
+    model.add_config(kind=kinds[0] if len(kinds) == 1 else None, options={}, init_from=None, init_strict=True)
     model.config(_filled)
 
     @model.config_hook
@@ -44,14 +48,23 @@ def model_ingredient(kinds: Sequence[str], named: Sequence[Callable] = (), exper
         """Unknown kinds, options and choice values fail at start-up; the builder's options are shown
         with their defaults, with the settings the objective needs written in."""
         cfg = config["model"]
-        if cfg["kind"] not in kinds:
-            raise UnknownNameError(f"{experiment} model kind", cfg["kind"], list(kinds))
-        needed = {}
         objective = config.get("training", {}).get("objective")
-        if objective in OBJECTIVES:
-            needed = dict(OBJECTIVES.get(objective).model_options)
-        check_model(cfg["kind"], {**cfg["options"], **needed})
-        return {"options": needed} if needed else {}
+        cls = OBJECTIVES.get(objective) if objective in OBJECTIVES else None
+        kind, updates = cfg["kind"], {}
+        if kind is None:  # several kinds: the objective's
+            kind = getattr(cls, "model_kind", None)
+            if kind is None:
+                raise ConfigError(f"objective {objective!r} does not name the model kind it trains; set model.kind "
+                                  f"(one of {', '.join(kinds)})")
+            updates = {"kind": kind, "options": {**MODELS.get(kind).options(), **cfg["options"]}} if kind in MODELS else {"kind": kind}
+        if kind not in kinds:
+            raise UnknownNameError(f"{experiment} model kind", kind, list(kinds))
+        needed = dict(cls.model_options) if cls is not None else {}
+        options = {**updates.get("options", cfg["options"]), **needed}
+        check_model(kind, options)
+        if needed:
+            updates["options"] = options
+        return updates
 
     for option, (registry, suffix) in MODELS.get(kinds[0]).choices.items():
         for name in registry:

@@ -20,7 +20,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 from sacred import Ingredient
 
-from genlab.objectives import OBJECTIVES, check_hyperparameters
+from genlab.objectives import OBJECTIVES, build_objective
 from genlab.registry import UnknownNameError, check_options
 from genlab.training.distributed import BACKENDS
 from genlab.training.engines import Selection
@@ -39,10 +39,10 @@ def _common():
     batch_size = None
     epochs = None  # passes over the training data ...
     max_iterations = None  # ... unless this many updates is given instead
-    phases = None  # or named phases, each {"name", "iterations" or "epochs", "optimizers", "stop", "lr"} (then the two above are not used)
+    phases = None  # or named phases, each {"name", "iterations" or "epochs", "optimizers", "stop", "lr", "finish_epoch", "evaluate"} (then the two above are not used)
     scheduler = None  # genlab.training.schedulers.SCHEDULERS key (plateau, noam, step), or None
     scheduler_options = {}  # its options (filled with their defaults), "optimizers": the ones it drives (None: all)
-    eval_every = 1000  # iterations between evaluations on the validation data, or "epoch"
+    eval_every = 1000  # iterations between evaluations on the validation data, "epoch", or "phase" (ends of phases with evaluate)
     eval_batch_size = 512
     log_every = 100  # iterations between logged means of the training-step quantities
     checkpoint_every = 1000
@@ -53,6 +53,7 @@ def _common():
     evaluate_best = False  # end-of-run evaluations and model.pt from the best weights (needs select)
     early_stopping_patience = None  # evaluations without improvement (of select, else val.loss) before stopping
     ema = None  # decay of an exponential moving average of the weights (e.g. 0.9999), or None
+    ema_warmup = False  # its decay at a phase's t-th update is min(ema, (1 + t) / (10 + t)) (TensorFlow's num_updates)
     evaluate_ema = False  # validate, evaluate and save the moving average instead of the weights
     smoke = False  # a smoke run (set by training.smoke): the end-of-run evaluations are smoke-sized too
     resume = None  # a checkpoint file or a run/checkpoint directory to continue from exactly
@@ -110,7 +111,7 @@ def training_ingredient(
         if objectives is not None and cfg["objective"] not in objectives:
             OBJECTIVES.get(cfg["objective"])  # an unknown name lists every objective
             raise UnknownNameError(f"{experiment} objective", cfg["objective"], sorted(objectives))
-        check_hyperparameters(cfg["objective"], cfg["loss"])
+        build_objective(cfg["objective"], **cfg["loss"])  # names and values (a constructor checks its values)
         OptimizerFactory(cfg["optimizer"], cfg["lr"], cfg["optimizer_options"])  # checks name and options
         if cfg["scheduler"] is not None:
             check_options(f"scheduler {cfg['scheduler']!r}", SCHEDULERS.get(cfg["scheduler"]),
@@ -128,8 +129,8 @@ def training_ingredient(
         if cfg["backend"] is not None and cfg["batch_size"] % cfg["nproc_per_node"]:
             raise ValueError(f"training.batch_size={cfg['batch_size']} cannot be split over {cfg['nproc_per_node']} processes")
         progress_mode(cfg["progress"]), check_every(cfg["progress_every"])  # a wrong value lists the valid ones
-        if cfg["eval_every"] != "epoch" and not (isinstance(cfg["eval_every"], int) and cfg["eval_every"] > 0):
-            raise ValueError(f"training.eval_every must be a positive number of iterations or 'epoch', got {cfg['eval_every']!r}")
+        if cfg["eval_every"] not in ("epoch", "phase") and not (isinstance(cfg["eval_every"], int) and cfg["eval_every"] > 0):
+            raise ValueError(f"training.eval_every must be a positive number of iterations, 'epoch' or 'phase', got {cfg['eval_every']!r}")
         return {}
 
     training.named_config(smoke)
@@ -176,6 +177,6 @@ def fit_options(cfg: Mapping[str, Any], optimizers: Mapping[str, Any]) -> dict[s
         checkpoint_every=cfg["checkpoint_every"], n_saved=cfg["n_saved"], resume=cfg["resume"],
         select=selection(cfg), evaluate_best=bool(cfg["evaluate_best"]),
         early_stopping_patience=cfg["early_stopping_patience"],
-        ema_decay=cfg["ema"], evaluate_ema=bool(cfg["evaluate_ema"]),
+        ema_decay=cfg["ema"], ema_warmup=bool(cfg["ema_warmup"]), evaluate_ema=bool(cfg["evaluate_ema"]),
         progress=progress_mode(cfg["progress"]), progress_every=cfg["progress_every"],
     )  # fmt: skip

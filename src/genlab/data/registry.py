@@ -64,6 +64,7 @@ class DatasetSpec:
     # from no data file (raising MissingFile when the file is absent), so that a split is checked
     # before anything loads
     rows: Callable[..., Any] | None = None
+    inputs: Mapping[str, Any] = field(default_factory=dict)  # further model inputs of the default options (n_segments ...)
 
     def __post_init__(self):
         if self.kind not in KINDS:
@@ -89,7 +90,7 @@ class DatasetSpec:
     def model_inputs(self) -> dict[str, Any]:
         """What model builders may read about this dataset (``input_shape``; with factors also
         ``n_factors``, ``factor_values`` of the grid and the ``dataset`` name), as JSON-able values."""
-        inputs: dict[str, Any] = {"input_shape": [int(d) for d in self.shape]}
+        inputs: dict[str, Any] = {"input_shape": [int(d) for d in self.shape], **self.inputs}
         if self.grid is not None:
             inputs.update(
                 n_factors=len(self.grid.names),

@@ -49,6 +49,37 @@ class Subset:
         return Subset(self.source, self.rows[torch.as_tensor(index, device=self.rows.device)])
 
 
+class Tensors:
+    """Named tensors that share their first axis, resident on one device, as a batch source:
+    ``batch(index)`` is ``{name: tensor[index]}`` (the simulations' ``x``, ``u``, ``s``)."""
+
+    def __init__(self, name: str = "tensors", **tensors: torch.Tensor):
+        if "x" not in tensors:
+            raise ValueError("a batch source needs an 'x' tensor")
+        n, device = len(tensors["x"]), tensors["x"].device
+        for key, value in tensors.items():
+            if len(value) != n or value.device != device:
+                raise ValueError(f"tensor {key!r} has {len(value)} rows on {value.device}; 'x' has {n} on {device}")
+        self.name, self.tensors = name, tensors
+
+    @property
+    def device(self) -> torch.device:
+        return self.tensors["x"].device
+
+    def __len__(self) -> int:
+        return len(self.tensors["x"])
+
+    def batch(self, index: torch.Tensor | slice) -> dict[str, torch.Tensor]:
+        return {k: v[index] for k, v in self.tensors.items()}
+
+    def subset(self, index: torch.Tensor) -> "Tensors":
+        index = torch.as_tensor(index, device=self.device)
+        return Tensors(self.name, **{k: v[index] for k, v in self.tensors.items()})
+
+    def __repr__(self) -> str:
+        return f"Tensors({self.name!r}, n={len(self)}, keys={list(self.tensors)}, device={self.device})"
+
+
 def subset(source: BatchSource, index: torch.Tensor):
     """The given rows of ``source``: its own ``subset`` (sharing storage) where it has one."""
     if hasattr(source, "subset"):

@@ -2,9 +2,9 @@
 
 An evaluation is a function ``fn(ctx: EvalContext, **options) -> (metrics, info)``:
 
-- ``ctx`` holds the trained model, the objective, the data parts, the device and the evaluation
+- ``ctx`` holds the trained model, the objective, the data parts, the device, the evaluation
   sets (by default the training and test parts; an experiment may give others, e.g. the composer's
-  fixed triplets);
+  fixed triplets) and the history of the run's in-training evaluations;
 - its keyword options, all with defaults, are configuration: they sit flat in the ``evaluation``
   config (``evaluation.dci_alpha``), shared by every evaluation that takes an option of that name
   (``batch_size``);
@@ -50,6 +50,7 @@ class EvalContext:
     data: DataParts
     device: torch.device
     sets: Mapping[str, BatchSource | Iterable[dict]] = field(default_factory=dict)  # evaluation sets by split name
+    history: list = field(default_factory=list)  # (iteration, {quantity: value}) of the run's in-training evaluations
 
     def __post_init__(self):
         if not self.sets:

@@ -23,9 +23,14 @@ data and averages the |corr| of those pairs on the other half (``mcc(x_out, y_ou
 
 from __future__ import annotations
 
+import warnings
+from typing import Any, Mapping
+
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 from scipy.stats import rankdata
+
+from sklearn.exceptions import ConvergenceWarning
 
 from genlab.errors import ConfigError
 
@@ -70,4 +75,36 @@ def mcc(x, y, method: str = "pearson", pairs: tuple[np.ndarray, np.ndarray] | No
     return float(c[rows, cols].mean())
 
 
-__all__ = ["METHODS", "assignment", "correlations", "mcc"]
+TARGETS = ("s", "s_squared")  # what a model's readouts estimate: the sources, or their squares (TCL)
+
+
+def source_target(s, target: str = "s") -> np.ndarray:
+    """The true sources ``s`` (N, d), or their squares for a model whose features estimate the
+    sufficient statistics s^2 of Gaussian sources (TCL, docs/icebeem.md §7, §10.3)."""
+    if target not in TARGETS:
+        raise ConfigError(f"unknown source target {target!r}; valid: {', '.join(TARGETS)}")
+    s = np.asarray(s, dtype=np.float64)
+    return s if target == "s" else np.square(s)
+
+
+def fast_ica(z, seed: int = 0) -> np.ndarray:
+    """scikit-learn's FastICA of the code ``z`` (N, d), all components, unit-variance whitening, a
+    fixed ``seed`` so that a score can be recomputed (the original left FastICA unseeded, except for TCL)."""
+    from sklearn.decomposition import FastICA
+
+    with warnings.catch_warnings():  # a run that has not converged still gets a score, as in the original
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        return FastICA(whiten="unit-variance", random_state=seed).fit_transform(np.asarray(z, dtype=np.float64))
+
+
+def recovery_scores(readouts: Mapping[str, Any], target, method: str = "pearson", ica_seed: int = 0) -> dict[str, float]:
+    """``{name: MCC, name + "_ica": MCC after FastICA}`` of each readout (N, d) against ``target``."""
+    scores = {}
+    for name, z in readouts.items():
+        z = np.asarray(z, dtype=np.float64)
+        scores[name] = mcc(z, target, method)
+        scores[f"{name}_ica"] = mcc(fast_ica(z, ica_seed), target, method)
+    return scores
+
+
+__all__ = ["METHODS", "TARGETS", "assignment", "correlations", "fast_ica", "mcc", "recovery_scores", "source_target"]

@@ -12,7 +12,8 @@ says so itself (``@torch.no_grad()``); one that needs input gradients (score mat
 
 ``model_options``: settings of the model that the objective depends on (FCE needs the EBM, the
 flow's maximum-likelihood baseline does not); the experiment writes them into ``config["model"]``
-so the recorded config alone rebuilds the model.
+so the recorded config alone rebuilds the model. ``model_kind``: the model kind the objective trains,
+for experiments whose methods train different models (``model.kind`` follows the objective there).
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ class Objective(abc.ABC):
     """Base class; subclasses implement ``train_step`` and ``eval_step`` and register a name."""
 
     model_options: ClassVar[Mapping[str, Any]] = {}
+    model_kind: ClassVar[str | None] = None  # the model kind it trains, where an experiment offers several
 
     def make_optimizers(self, model: nn.Module, optimizer: OptimizerFactory) -> dict[str, torch.optim.Optimizer]:
         """The model's optimizer (the run's choice); objectives with auxiliary networks add theirs."""

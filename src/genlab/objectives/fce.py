@@ -91,7 +91,7 @@ class FlowContrastiveEstimation(Objective):
         generator, so runs stay reproducible; ``redraw_nonfinite=False`` keeps the original's
         behaviour, and the run then stops at the NaN with its last checkpoint.
         """
-        z = torch.randn(n, flow.dim, device=flow_device(flow))
+        z = flow.sample_base(n)
         noise, log_q = flow.sample_from(z)
         self._redrawn = 0
         if not self.redraw_nonfinite:
@@ -101,7 +101,7 @@ class FlowContrastiveEstimation(Objective):
             if not bool(bad.any()):
                 return noise, log_q
             self._redrawn += int(bad.sum())
-            z = torch.where(bad[:, None], torch.randn_like(z), z)
+            z = torch.where(bad[:, None], flow.sample_base(n), z)
             noise, log_q = flow.sample_from(z)
         return noise, log_q  # still non-finite: the NaN stop reports it
 

@@ -63,7 +63,8 @@ def create_trainer(
 
     def update(engine: Engine, batch: dict) -> dict[str, Any]:
         if phases is None:
-            progress = Progress(iteration=engine.state.iteration - 1, epoch=engine.state.epoch - 1)
+            progress = Progress(iteration=engine.state.iteration - 1, epoch=engine.state.epoch - 1,
+                                epoch_length=engine.state.epoch_length)
             return objective.train_step(model, optimizers, batch, progress)
         return objective.train_step(model, phases.optimizers(optimizers), batch, phases.progress(engine))
 
@@ -115,6 +116,7 @@ class FitResult:
     resumed_from: Path | None
     stopped_early: bool
     val_metrics: dict[str, float]  # of the last evaluation (of the best one, with evaluate_best)
+    val_history: list[tuple[int, dict[str, float]]] = field(default_factory=list)  # (iteration, metrics) of every evaluation
     eval_model: torch.nn.Module | None = None  # what the run's results describe: the model, its EMA, or their best
     best_checkpoint: Path | None = None
     best_score: float | None = None  # the selected quantity's value at the best evaluation
@@ -144,6 +146,7 @@ def fit(
     early_stopping_patience: int | None = None,
     evaluate_best: bool = False,
     ema_decay: float | None = None,
+    ema_warmup: bool = False,
     evaluate_ema: bool = False,
     progress: bool | str = False,
     progress_every: float = DEFAULT_EVERY,
@@ -155,11 +158,15 @@ def fit(
 
     ``train_batches`` is a ``genlab.data.batches.ShuffledBatches`` (or anything with ``bind`` and
     ``len``: its order is a function of the iteration, which makes resume exact). ``eval_every``:
-    iterations between evaluations of ``val_batches``, or ``"epoch"``. ``schedulers``: name ->
+    iterations between evaluations of ``val_batches``, ``"epoch"``, or ``"phase"`` (only at the
+    ends of phases with ``evaluate`` and at the end of the run). ``schedulers``: name ->
     ``genlab.training.schedulers.Scheduler``. ``select``: keep the best evaluation's weights in
     ``<checkpoint_dir>/best/``; ``early_stopping_patience`` evaluations without improvement of the
     same quantity (``val.loss`` without ``select``) stop the run. ``ema_decay``: keep an
-    exponential moving average of the weights (``evaluate_ema``: evaluate it instead of the model).
+    exponential moving average of the weights (``evaluate_ema``: evaluate it instead of the model);
+    ``ema_warmup``: its decay at the t-th update of a phase is min(ema_decay, (1 + t) / (10 + t)), as
+    TensorFlow's ``ExponentialMovingAverage`` with ``num_updates`` (TCL's original, docs/icebeem.md §4d),
+    so that the average forgets the weights before each phase.
     ``on_checkpoint(path, iteration)`` is called after each checkpoint is written; ``on_resume(path)``
     right after the state is restored from the checkpoint file ``path`` (to apply settings that may
     change on resume).
@@ -175,11 +182,12 @@ def fit(
         if max_iterations is None:
             raise ValueError("give max_iterations or phases")
         phases = parse_phases(None, iterations=max_iterations)
-    tracker = PhaseTracker(phases, n_batches, log)
+    phase_end: list[Callable[[Engine], None]] = []  # what runs when a phase with ``evaluate`` ends
+    tracker = PhaseTracker(phases, n_batches, log, on_end=lambda phase, e: [f(e) for f in phase_end if phase.evaluate])
     trainer = create_trainer(model, objective, optimizers, tracker)
     tracker.attach(trainer, optimizers)
     train_batches.bind(lambda: trainer.state.iteration)
-    every = n_batches if eval_every == "epoch" else int(eval_every)
+    every = {"epoch": n_batches, "phase": None}[eval_every] if isinstance(eval_every, str) else int(eval_every)
 
     nonfinite = StopOnNonFinite()
     trainer.add_event_handler(Events.ITERATION_COMPLETED, nonfinite)
@@ -213,7 +221,13 @@ def fit(
         if not 0.0 < ema_decay < 1.0:
             raise ValueError(f"the EMA decay must lie in (0, 1), got {ema_decay}")
         ema = EMAHandler(model, momentum=1.0 - ema_decay)
-        ema.attach(trainer, name="ema_momentum", event=Events.ITERATION_COMPLETED)
+        if ema_warmup:
+            @trainer.on(Events.ITERATION_STARTED)
+            def warm_up_ema(engine: Engine) -> None:
+                t = tracker.progress(engine).phase_iteration + 1  # this phase's updates, this one included
+                engine.state.ema_momentum = 1.0 - min(ema_decay, (1.0 + t) / (10.0 + t))
+
+        ema.attach(trainer, name="ema_momentum", event=Events.ITERATION_COMPLETED, warn_if_exists=False)
         to_save["ema_model"] = ema.ema_model
         if evaluate_ema:
             eval_model = ema.ema_model
@@ -222,12 +236,20 @@ def fit(
     to_save["train_logging"] = TrainLogging(log, every=log_every).attach(trainer)
 
     early_stopping, best, best_metrics, last_eval = None, None, {}, {}
+    history: dict[str, list] = {"evaluations": []}  # (iteration, metrics) of every evaluation of the run
     gate = select.after if select is not None else 0
     if val_batches is not None:
         evaluator = create_evaluator(eval_model, objective)
-        attach_evaluation(trainer, evaluator, val_batches, every=every, log=log)
-        evaluator.add_event_handler(Events.COMPLETED, lambda e: (last_eval.clear(), last_eval.update(e.state.metrics)))
+        phase_end.append(attach_evaluation(trainer, evaluator, val_batches, every=every, log=log))
+
+        @evaluator.on(Events.COMPLETED)
+        def remember(engine: Engine) -> None:
+            last_eval.clear()
+            last_eval.update(engine.state.metrics)
+            history["evaluations"].append((trainer.state.iteration, {k: float(v) for k, v in engine.state.metrics.items()}))
+
         to_save["last_eval"] = StateDictOf(last_eval)
+        to_save["val_history"] = StateDictOf(history)
         if select is not None:
             if checkpoint_dir is None:
                 raise ValueError("best-checkpoint selection needs a checkpoint directory")
@@ -267,7 +289,8 @@ def fit(
 
     resumed_from = None
     if resume is not None:
-        resumed_from = load_checkpoint(to_save, resume, optional=("phases", "epoch_means", "best_metrics", "train_logging", "last_eval"))
+        resumed_from = load_checkpoint(to_save, resume, optional=("phases", "epoch_means", "best_metrics", "train_logging", "last_eval",
+                                                                  "val_history"))
         tracker.resume_at(trainer.state.iteration)
         if best is not None:
             _carry_best(resumed_from.parent / "best", Path(checkpoint_dir) / "best")
@@ -305,6 +328,7 @@ def fit(
         resumed_from=resumed_from,
         stopped_early=trainer.state.iteration < total,
         val_metrics=val_metrics,
+        val_history=[(int(i), dict(m)) for i, m in history["evaluations"]],
         eval_model=eval_model,
         best_checkpoint=best_file,
         best_score=None if not best_metrics else float(best_metrics[select.metric]),

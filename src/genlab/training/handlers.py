@@ -136,18 +136,22 @@ def log_metrics(log: LogFn, prefix: str, metrics: Mapping[str, float], step: int
         log(f"{prefix}.{k}", float(v), step)
 
 
-def attach_evaluation(trainer: Engine, evaluator: Engine, data, every: int, log: LogFn, prefix: str = "val") -> None:
-    """Evaluate every ``every`` iterations and once more when training completes."""
+def attach_evaluation(trainer: Engine, evaluator: Engine, data, every: int | None, log: LogFn, prefix: str = "val"):
+    """Evaluate every ``every`` iterations (None: never periodically) and once more when training
+    completes; returns the function that evaluates now (at most once per iteration), for other
+    events to call (the end of a phase with ``evaluate``)."""
+    evaluated_at: list[int] = []
 
     def run(engine: Engine) -> None:
+        if evaluated_at and evaluated_at[-1] == engine.state.iteration:
+            return
+        evaluated_at[:] = [engine.state.iteration]
         log_metrics(log, prefix, evaluate(evaluator, data), engine.state.iteration)
 
-    trainer.add_event_handler(Events.ITERATION_COMPLETED(every=every), run)
-
-    @trainer.on(Events.COMPLETED)
-    def final(engine: Engine) -> None:
-        if engine.state.iteration % every:  # not evaluated at this iteration yet
-            run(engine)
+    if every is not None:
+        trainer.add_event_handler(Events.ITERATION_COMPLETED(every=every), run)
+    trainer.add_event_handler(Events.COMPLETED, run)
+    return run
 
 
 class StopOnNonFinite(TerminateOnNan):

@@ -8,6 +8,9 @@ x}`` or ``{"metric": q, "below": x}``, checked at the end of every epoch *of the
 ``batches_per_epoch`` updates counted from the phase's start) against the mean of ``q`` over that
 epoch. ``optimizers`` names the optimizers the objective is handed in the phase (None: all of
 them); ``lr`` sets learning rates at the phase's start (``{optimizer name: lr}``).
+``finish_epoch``: a phase of ``iterations`` updates runs on to the end of the epoch its last
+update falls in (iVAE's 70,000 iterations "finishing the current epoch"). ``evaluate``: the
+validation batches are evaluated when the phase ends (ICE-BeeM's evaluations after each EBM phase).
 
 :class:`PhaseTracker` is the Ignite handler that moves the run through its phases. Its state (the
 current phase, where it started, the partial epoch's sums for the stop rule) is checkpointed with
@@ -26,7 +29,7 @@ from ignite.engine import Engine
 from genlab.errors import ConfigError
 from genlab.training.progress import Progress
 
-PHASE_KEYS = ("name", "iterations", "epochs", "optimizers", "stop", "lr")
+PHASE_KEYS = ("name", "iterations", "epochs", "optimizers", "stop", "lr", "finish_epoch", "evaluate")
 
 
 @dataclass(frozen=True)
@@ -54,6 +57,8 @@ class Phase:
     optimizers: tuple[str, ...] | None = None
     stop: StopRule | None = None
     lr: Mapping[str, float] = field(default_factory=dict)
+    finish_epoch: bool = False
+    evaluate: bool = False
 
     def __post_init__(self):
         if (self.iterations is None) == (self.epochs is None):
@@ -64,7 +69,11 @@ class Phase:
 
     def length(self, batches_per_epoch: int) -> int:
         """The most updates the phase takes."""
-        return int(self.iterations) if self.iterations is not None else int(self.epochs) * batches_per_epoch
+        if self.iterations is None:
+            return int(self.epochs) * batches_per_epoch
+        if self.finish_epoch:
+            return -(-int(self.iterations) // batches_per_epoch) * batches_per_epoch
+        return int(self.iterations)
 
 
 def parse_phases(specs: Sequence[Mapping[str, Any]] | None, *, iterations: int | None = None, epochs: int | None = None) -> list[Phase]:
@@ -96,6 +105,8 @@ def parse_phases(specs: Sequence[Mapping[str, Any]] | None, *, iterations: int |
             optimizers=None if optimizers is None else tuple(optimizers),
             stop=stop,
             lr=dict(spec.get("lr") or {}),
+            finish_epoch=bool(spec.get("finish_epoch", False)),
+            evaluate=bool(spec.get("evaluate", False)),
         ))  # fmt: skip
     names = [p.name for p in phases]
     if len(set(names)) != len(names):
@@ -122,11 +133,12 @@ class PhaseTracker:
     end of the last phase ends the run.
     """
 
-    def __init__(self, phases: Sequence[Phase], batches_per_epoch: int, log=None):
+    def __init__(self, phases: Sequence[Phase], batches_per_epoch: int, log=None, on_end=None):
         if not phases:
             raise ConfigError("a run needs at least one phase")
         self.phases, self.batches_per_epoch = list(phases), int(batches_per_epoch)
         self.log = log or (lambda name, value, step: None)
+        self.on_end = on_end or (lambda phase, engine: None)  # called when a phase ends during a run
         self.index, self.start, self.over = 0, 0, False
         self.spans: list[tuple[str, int, int, bool]] = []  # finished phases: (name, start, end, stopped by rule)
         self._sum: float | torch.Tensor = 0.0  # the stop rule's metric over the phase's current epoch
@@ -154,6 +166,7 @@ class PhaseTracker:
             phase=self.phase.name,
             phase_index=self.index,
             phase_iteration=completed - self.start,
+            epoch_length=self.batches_per_epoch,
         )
 
     def optimizers(self, all_optimizers: Mapping[str, torch.optim.Optimizer]) -> dict[str, torch.optim.Optimizer]:
@@ -199,6 +212,7 @@ class PhaseTracker:
         if finished:
             self._next(engine.state.iteration, stopped)
             engine.state.max_iters = self.planned_end()
+            self.on_end(phase, engine)
 
     def _next(self, end: int, stopped: bool = False) -> None:
         """The current phase ended at update ``end`` (by its stop rule if ``stopped``)."""

@@ -13,7 +13,7 @@ class Progress:
     step axis of the logged metrics is ``iteration + 1``). ``epoch``: the 0-based pass over the
     training stream it belongs to. ``phase`` / ``phase_index``: the named phase of the run it is in
     (``"train"``, index 0, for a run of one phase), and ``phase_iteration`` the updates completed in
-    that phase before this one. Schedules that objectives compute themselves (CCI-VAE's capacity)
+    that phase before this one; ``epoch_length`` the updates of one pass over the training stream. Schedules that objectives compute themselves (CCI-VAE's capacity)
     are pure functions of these numbers, so resuming a run reproduces them.
     """
 
@@ -22,3 +22,4 @@ class Progress:
     phase: str = "train"
     phase_index: int = 0
     phase_iteration: int = 0
+    epoch_length: int = 1
