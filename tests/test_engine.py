@@ -314,3 +314,9 @@ def test_the_moving_average_can_warm_up_per_phase_as_tensorflow_s():
         shadow = {k: decay * shadow[k] + (1 - decay) * w[k] for k in shadow}
     for k, v in state(result.eval_model).items():
         torch.testing.assert_close(v, shadow[k])
+
+
+def test_max_iterations_caps_a_run_of_phases_wherever_it_falls():
+    model, objective, opts = setup()
+    result = fit(model, objective, opts, ShuffledBatches(points(), 10, seed=1), phases=parse_phases(PHASES), max_iterations=9)
+    assert result.iterations == 9 and [s[2] for s in objective.seen] == ["warm"] * 6 + ["both"] * 3

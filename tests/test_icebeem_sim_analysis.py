@@ -18,18 +18,20 @@ from genlab.analysis import icebeem_sim
 
 SHORT = {
     "icebeem": ['training.phases=[{"name":"flow_mle","epochs":1,"optimizers":["flow"]},'
-                '{"name":"ebm","epochs":1,"optimizers":["ebm"],"evaluate":True}]',
+                '{"name":"ebm","epochs":1,"optimizers":["ebm"],"evaluate":True},'
+                '{"name":"flow_1","epochs":1,"optimizers":["flow"]},'
+                '{"name":"ebm_1","epochs":1,"optimizers":["ebm"],"evaluate":True}]',
                 "model.options.flow_options.n_layers=1"],
     "ivae": ['training.phases=[{"name":"train","iterations":30}]'],
     "tcl": ['training.phases=[{"name":"mlr","iterations":10,"optimizers":["mlr"]},'
-            '{"name":"all","iterations":20,"optimizers":["all"]}]', "training.batch_size=100"],  # 400 points < 512
+            '{"name":"all","iterations":20,"optimizers":["all"]}]', "training.batch_size=100"],
 }  # fmt: skip
 RUNS = [("icebeem", "tcl", 2, 0), ("icebeem", "tcl", 2, 1), ("ivae", "imca", 2, 0), ("tcl", "imca", 4, 0)]
 
 
 @pytest.fixture(scope="module")
 def sim_runs(tmp_path_factory):
-    """Four tiny recorded runs (20 points per segment), made side by side: ICE-BeeM on "TCL" data with
+    """Four tiny recorded runs (32 points per segment), made side by side: ICE-BeeM on "TCL" data with
     two seeds, iVAE on IMCA, TCL on IMCA with L = 4."""
     data = tmp_path_factory.mktemp("icebeem-sim-analysis")
 
@@ -57,7 +59,7 @@ def test_the_table_holds_each_runs_recorded_readouts(sim_runs, runs):
         assert row["mcc"] == final["train.mcc"] and row["mcc_paper"] == final["train.mcc_paper"]
         assert all(row[k.split(".", 1)[1]] == v for k, v in final.items() if k.startswith("train.mcc"))
         assert row["L"] == run.config["dataset"]["options"]["n_layers"] and row["seed"] == run.config["seed"]
-        assert row["n"] == 20  # dataset.tiny
+        assert row["n"] == 32  # dataset.tiny
         assert "dataset.tiny=True (paper: False)" in row["differs_from_paper"]
     cells = sorted(zip(table["method"], table["dataset"], table["L"], table["seed"]))
     assert cells == [("ICE-BeeM", "tcl", 2, 0), ("ICE-BeeM", "tcl", 2, 1), ("TCL", "imca", 4, 0), ("iVAE", "imca", 2, 0)]
@@ -77,7 +79,7 @@ def test_the_summary_is_the_mean_and_spread_over_seeds(runs):
     means = icebeem_sim.summary(table)
     assert len(means) == 3 and means["count"].tolist() == [2, 1, 1]  # tcl data first
     icebeem = means.iloc[0]
-    assert (icebeem["dataset"], icebeem["method"], icebeem["L"], icebeem["n"]) == ("tcl", "ICE-BeeM", 2, 20)
+    assert (icebeem["dataset"], icebeem["method"], icebeem["L"], icebeem["n"]) == ("tcl", "ICE-BeeM", 2, 32)
     for readout in ("mcc", "mcc_paper"):
         a, b = table.loc[table["method"] == "ICE-BeeM", readout]
         assert icebeem[f"{readout}_mean"] == pytest.approx((a + b) / 2)
@@ -87,7 +89,7 @@ def test_the_summary_is_the_mean_and_spread_over_seeds(runs):
 
 def test_the_comparison_holds_the_papers_values_beside_ours(runs):
     comparison = icebeem_sim.paper_comparison(icebeem_sim.summary(icebeem_sim.results_table(runs)))
-    assert len(comparison) == 2 * 3 * 2 * 5 and (comparison["count"] == 0).all()  # n = 20 is not in the paper's grid
+    assert len(comparison) == 2 * 3 * 2 * 5 and (comparison["count"] == 0).all()  # n = 32 is not in the paper's grid
     for (dataset, method, layers), values in icebeem_sim.PAPER.items():
         cell = comparison[(comparison["dataset"] == dataset) & (comparison["method"] == method) & (comparison["L"] == layers)]
         assert cell["n"].tolist() == [100, 200, 500, 1000, 2000] and tuple(cell["paper"]) == values
@@ -160,3 +162,24 @@ def test_the_sweep_lists_every_cell_method_and_seed_once():
         cfg = ex.run("print_config", named_configs=[w for w in words if "=" not in w], config_updates=updates,
                      options={"--loglevel": "ERROR"}).config  # fmt: skip
         assert cfg["dataset"]["options"]["n_per_segment"] == 100 and cfg["dataset"]["data_seed"] == 1
+
+
+def test_an_icebeem_run_records_the_paper_readout_and_the_intended_one_and_rebuilds(runs):
+    import torch
+
+    from genlab.analysis.runs import load_model
+    from genlab.data import load_dataset
+    from genlab.metrics.mcc import fast_ica, mcc
+
+    run = next(r for r in runs["run"] if r.config["training"]["objective"] == "icebeem_fce")
+    final = run.final_metrics()
+    assert run.config["model"]["kind"] == "icebeem"
+    flow_evaluations = run.metric("val.mcc_flow_ica")
+    assert len(flow_evaluations) == 2  # after each EBM phase
+    assert final["train.mcc_paper"] == pytest.approx(flow_evaluations.max())  # the original's best-of readout
+    assert final["train.mcc"] == final["train.mcc_ebm_ica"] == pytest.approx(run.metric("val.mcc_ebm_ica").iloc[-1])
+    model = load_model(run).eval()
+    data = load_dataset(run.config["dataset"], "cpu", run.config["seed"]).train.batch(slice(None))
+    with torch.no_grad():
+        features = model.ebm.f(data["x"]).numpy()
+    assert mcc(fast_ica(features), data["s"].numpy()) == pytest.approx(final["train.mcc"], abs=1e-6)  # rebuilt = recorded

@@ -22,6 +22,16 @@ D, K = 5, 20
 INPUTS = {"input_shape": [D], "n_segments": K, "latent_dim": D}
 
 
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Networks this small gain nothing from a second thread, and on a busy machine every matrix
+    product then waits for it (milliseconds a step): run these tests on one, as the benchmark shows."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 def make(options=None, inputs=INPUTS, seed=0) -> IVAE:
     torch.manual_seed(seed)
     return build_model("ivae", dict(options or {}), inputs)

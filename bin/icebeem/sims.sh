@@ -8,7 +8,9 @@
 #   SEEDS=0 bin/icebeem/sims.sh device=cuda           60 commands, one seed (any KEY=VALUE is appended)
 #   bin/icebeem/sims.sh --dry-run > jobs.txt && sbatch --array=1-$(wc -l < jobs.txt) bin/slurm-array jobs.txt
 # Then: python -m genlab.analysis.icebeem_sim (or notebooks/icebeem_sim.ipynb) redraws the figure.
-# Environment: SEEDS (default "0 1 2 3 4 5 6 7 8 9"), GENLAB_MONGO (record to MongoDB too).
+# Environment: SEEDS (default "0 1 2 3 4 5 6 7 8 9"), GENLAB_MONGO (record to MongoDB too),
+# OMP_NUM_THREADS (default 1: these tiny MLPs run fastest on one thread; run several jobs side by side).
+export OMP_NUM_THREADS="${OMP_NUM_THREADS:-1}"
 source "$(dirname "${BASH_SOURCE[0]}")/../lib/sweep.sh"
 commands() {
   local dataset method layers n seed

@@ -38,8 +38,8 @@ def _common():
     lr = None  # the optimiser's learning rate
     batch_size = None
     epochs = None  # passes over the training data ...
-    max_iterations = None  # ... unless this many updates is given instead
-    phases = None  # or named phases, each {"name", "iterations" or "epochs", "optimizers", "stop", "lr", "finish_epoch", "evaluate"} (then the two above are not used)
+    max_iterations = None  # ... unless this many updates is given instead (with phases: the most updates of the run)
+    phases = None  # or named phases, each {"name", "iterations" or "epochs", "optimizers", "stop", "lr", "finish_epoch", "evaluate"} (then epochs is not used)
     scheduler = None  # genlab.training.schedulers.SCHEDULERS key (plateau, noam, step), or None
     scheduler_options = {}  # its options (filled with their defaults), "optimizers": the ones it drives (None: all)
     eval_every = 1000  # iterations between evaluations on the validation data, "epoch", or "phase" (ends of phases with evaluate)
@@ -172,6 +172,7 @@ def fit_options(cfg: Mapping[str, Any], optimizers: Mapping[str, Any]) -> dict[s
     objective's ``optimizers`` exist (schedules are built on them)."""
     return dict(
         phases=parse_phases(cfg["phases"], iterations=cfg["max_iterations"], epochs=cfg["epochs"]),
+        max_iterations=cfg["max_iterations"] if cfg["phases"] is not None else None,  # a cap on phased runs (smoke)
         schedulers=build_schedulers(cfg["scheduler"], optimizers, cfg["scheduler_options"]),
         eval_every=cfg["eval_every"], log_every=cfg["log_every"],
         checkpoint_every=cfg["checkpoint_every"], n_saved=cfg["n_saved"], resume=cfg["resume"],

@@ -112,7 +112,7 @@ def paper_method(method: str) -> str:
 
 def n_per_segment(run: Run) -> int:
     """Points per segment: as the run recorded it, else from its config (None: the builder's default,
-    2000, or 20 with ``dataset.tiny``)."""
+    2000, or 32 with ``dataset.tiny``)."""
     if run.info.get("n_per_segment") is not None:
         return int(run.info["n_per_segment"])
     value = lookup(run.config, "dataset.options.n_per_segment")

@@ -169,14 +169,14 @@ def _register(kind: str, description: str) -> None:
               vary_mean: bool = False, data_seed: int = 1, *,
               device: torch.device | str = "cpu") -> DataParts:  # fmt: skip
         """``n_segments`` segments of ``n_per_segment`` points (None: 2000, the paper's largest cell;
-        ``dataset.tiny``: 20) in ``dim`` dimensions, mixed by ``n_layers - 1`` leaky-ReLU layers; the
-        data seed is 1 in every run of the paper."""
+        ``dataset.tiny``: 32, i.e. 640 points, one batch of TCL's 512) in ``dim`` dimensions, mixed by
+        ``n_layers - 1`` leaky-ReLU layers; the data seed is 1 in every run of the paper."""
         n = DEFAULT_N_PER_SEGMENT if n_per_segment is None else n_per_segment
         return load_simulation(kind, n, n_segments, dim, n_layers, data_seed, vary_mean, device)
 
     inputs = {"n_segments": 20, "latent_dim": 5, "mixing_layers": 2}  # of the defaults, for model.show
     DATASETS.register(kind)(DatasetSpec(kind, "simulation", build, (5,), description=description,
-                                        tiny={"n_per_segment": 20}, inputs=inputs))  # fmt: skip
+                                        tiny={"n_per_segment": 32}, inputs=inputs))  # fmt: skip
 
 
 _register("tcl", "ICE-BeeM's 'TCL' data: Gaussian sources with per-segment variances, leaky-ReLU + orthogonal mixing")

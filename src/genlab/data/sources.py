@@ -70,7 +70,9 @@ class Tensors:
         return len(self.tensors["x"])
 
     def batch(self, index: torch.Tensor | slice) -> dict[str, torch.Tensor]:
-        return {k: v[index] for k, v in self.tensors.items()}
+        if isinstance(index, slice):
+            return {k: v[index] for k, v in self.tensors.items()}
+        return {k: v.index_select(0, index) for k, v in self.tensors.items()}  # a few times cheaper than v[index] on CPU
 
     def subset(self, index: torch.Tensor) -> "Tensors":
         index = torch.as_tensor(index, device=self.device)

@@ -154,7 +154,8 @@ def fit(
     on_checkpoint: Callable[[Path, int], None] | None = None,
     on_resume: Callable[[Path], None] | None = None,
 ) -> FitResult:
-    """Train ``model`` with ``objective`` through ``phases`` (or one phase of ``max_iterations``).
+    """Train ``model`` with ``objective`` through ``phases`` (or one phase of ``max_iterations``;
+    given with ``phases``, ``max_iterations`` caps the whole run: a smoke run of a phased schedule).
 
     ``train_batches`` is a ``genlab.data.batches.ShuffledBatches`` (or anything with ``bind`` and
     ``len``: its order is a function of the iteration, which makes resume exact). ``eval_every``:
@@ -183,7 +184,8 @@ def fit(
             raise ValueError("give max_iterations or phases")
         phases = parse_phases(None, iterations=max_iterations)
     phase_end: list[Callable[[Engine], None]] = []  # what runs when a phase with ``evaluate`` ends
-    tracker = PhaseTracker(phases, n_batches, log, on_end=lambda phase, e: [f(e) for f in phase_end if phase.evaluate])
+    tracker = PhaseTracker(phases, n_batches, log, on_end=lambda phase, e: [f(e) for f in phase_end if phase.evaluate],
+                           limit=max_iterations)  # fmt: skip
     trainer = create_trainer(model, objective, optimizers, tracker)
     tracker.attach(trainer, optimizers)
     train_batches.bind(lambda: trainer.state.iteration)

@@ -128,17 +128,19 @@ class PhaseTracker:
     """Moves a trainer through its phases; ``progress`` and ``optimizers`` say where a step stands.
 
     Attach with :meth:`attach` before the run and start the trainer with ``max_iters =
-    planned_end()``: the current phase's start plus the full lengths of it and the phases after it.
+    planned_end()``: the current phase's start plus the full lengths of it and the phases after it
+    (at most ``limit``, which cuts the run short wherever it falls).
     A phase that stops early brings the end forward (the trainer's ``max_iters`` follows), and the
     end of the last phase ends the run.
     """
 
-    def __init__(self, phases: Sequence[Phase], batches_per_epoch: int, log=None, on_end=None):
+    def __init__(self, phases: Sequence[Phase], batches_per_epoch: int, log=None, on_end=None, limit: int | None = None):
         if not phases:
             raise ConfigError("a run needs at least one phase")
         self.phases, self.batches_per_epoch = list(phases), int(batches_per_epoch)
         self.log = log or (lambda name, value, step: None)
         self.on_end = on_end or (lambda phase, engine: None)  # called when a phase ends during a run
+        self.limit = limit  # the most updates of the whole run (None: as the phases say)
         self.index, self.start, self.over = 0, 0, False
         self.spans: list[tuple[str, int, int, bool]] = []  # finished phases: (name, start, end, stopped by rule)
         self._sum: float | torch.Tensor = 0.0  # the stop rule's metric over the phase's current epoch
@@ -155,7 +157,8 @@ class PhaseTracker:
     def planned_end(self) -> int:
         if self.over:
             return self.spans[-1][2]
-        return self.start + sum(p.length(self.batches_per_epoch) for p in self.phases[self.index :])
+        end = self.start + sum(p.length(self.batches_per_epoch) for p in self.phases[self.index :])
+        return end if self.limit is None else min(end, int(self.limit))
 
     def progress(self, engine: Engine) -> Progress:
         """The ``Progress`` of the step the trainer is running (its ``iteration`` already counts it)."""
