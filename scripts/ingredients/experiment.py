@@ -25,7 +25,7 @@ from sacred import Experiment
 from sacred.randomness import set_global_seed
 
 from genlab.data import DataParts, load_dataset
-from genlab.data.batches import SequentialBatches, ShuffledBatches
+from genlab.data.batches import SAMPLERS, SequentialBatches
 from genlab.data.transforms import compose
 from genlab.devices import resolve_device
 from genlab.evaluations import EvalContext, run_evaluations
@@ -111,11 +111,12 @@ class Batches:
 
 
 def data_batches(data: DataParts, config: Mapping[str, Any], seed: int, rank: int = 0, world_size: int = 1) -> Batches:
-    """The default: shuffled training batches (with the dataset's transforms, seeded by ``seed``;
+    """The default: shuffled training batches (``training.sampler``; with the dataset's transforms, seeded by ``seed``;
     this process's slice of each global batch in data-parallel training) and the validation part
     in order, if it has any examples."""
     training, dataset = config["training"], config["dataset"]
-    train = ShuffledBatches(data.train, training["batch_size"], seed=seed, transform=compose(dataset["transforms"]),
+    sampler = SAMPLERS[training.get("sampler", "shuffle")]
+    train = sampler(data.train, training["batch_size"], seed=seed, transform=compose(dataset["transforms"]),
                             rank=rank, world_size=world_size)  # fmt: skip
     val = None
     if data.val is not None and len(data.val):
@@ -235,6 +236,11 @@ def _train(run, config: Mapping[str, Any], seed: int, batches: BatchesFn, direct
         metrics, extra = run_evaluations(ctx, names, options)
         log_final(run, metrics, fitted.iterations, results)
         run.info.update(extra)
+        with tempfile.TemporaryDirectory() as tmp:
+            for name, payload in ctx.artifacts.items():
+                path = os.path.join(tmp, name)
+                Path(path).write_bytes(payload)
+                add_artifact(run, path, name=name)
     return results
 
 

@@ -20,6 +20,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 from sacred import Ingredient
 
+from genlab.data.batches import SAMPLERS
 from genlab.objectives import OBJECTIVES, build_objective
 from genlab.registry import UnknownNameError, check_options
 from genlab.training.distributed import BACKENDS
@@ -37,6 +38,7 @@ def _common():
     optimizer_options = {}  # its options (filled with their defaults), e.g. betas, weight_decay
     lr = None  # the optimiser's learning rate
     batch_size = None
+    sampler = "shuffle"  # training batches: "shuffle" (a permutation per epoch) or "random_slices" (SymVAE's, genlab.data.batches)
     epochs = None  # passes over the training data ...
     max_iterations = None  # ... unless this many updates is given instead (with phases: the most updates of the run)
     phases = None  # or named phases, each {"name", "iterations" or "epochs", "optimizers", "stop", "lr", "finish_epoch", "evaluate"} (then epochs is not used)
@@ -128,6 +130,8 @@ def training_ingredient(
             raise ValueError("training.nproc_per_node > 1 needs training.backend (gloo on CPU, nccl on GPUs)")
         if cfg["backend"] is not None and cfg["batch_size"] % cfg["nproc_per_node"]:
             raise ValueError(f"training.batch_size={cfg['batch_size']} cannot be split over {cfg['nproc_per_node']} processes")
+        if cfg["sampler"] not in SAMPLERS:
+            raise ValueError(f"unknown training.sampler {cfg['sampler']!r}; valid: {', '.join(SAMPLERS)}")
         progress_mode(cfg["progress"]), check_every(cfg["progress_every"])  # a wrong value lists the valid ones
         if cfg["eval_every"] not in ("epoch", "phase") and not (isinstance(cfg["eval_every"], int) and cfg["eval_every"] > 0):
             raise ValueError(f"training.eval_every must be a positive number of iterations, 'epoch' or 'phase', got {cfg['eval_every']!r}")

@@ -77,6 +77,45 @@ class ShuffledBatches:
             yield batch
 
 
+class RandomSlices(ShuffledBatches):
+    """SymVAE's batching (docs/symvae.md §3.1): no epochs; each batch is ``batch_size`` contiguous
+    rows starting at a uniformly random offset in [0, N - batch_size), and the whole set is
+    re-permuted every ``N // batch_size`` batches (a "period"); the first period slices the data in
+    its stored order (MNIST: training images, then test images). Some examples are therefore seen
+    more often than others within a period.
+
+    The original permuted the already-permuted tensor at each reshuffle; here period k >= 1 uses a
+    fresh permutation of the stored order seeded by (seed, k), which has the same distribution (a
+    uniform permutation composed with any fixed one is uniform) and keeps every batch a pure function
+    of (seed, batch index), so resume is exact. A period plays the part of an epoch for the engine."""
+
+    def permutation(self, epoch: int) -> torch.Tensor:
+        if epoch == 0:
+            return torch.arange(len(self.data), device=self.data.device)
+        return super().permutation(epoch)
+
+    def offsets(self, epoch: int) -> torch.Tensor:
+        """The start row of every batch of period ``epoch``."""
+        g = torch.Generator().manual_seed((self.seed * 1_000_003 + epoch) ^ 0x5EED_51CE)
+        return torch.randint(0, max(len(self.data) - self.batch_size, 1), (len(self),), generator=g)
+
+    def __iter__(self) -> Iterator[dict[str, torch.Tensor]]:
+        n = len(self)
+        epoch, start = divmod(self._position(), n)
+        local = self.batch_size // self.world_size
+        perm, offsets = self.permutation(epoch), self.offsets(epoch).tolist()
+        for b in range(start, n):
+            first = offsets[b] + self.rank * local
+            batch = self.data.batch(perm[first : first + local])
+            if self.transform is not None:
+                stream = (epoch * n + b) * self.world_size + self.rank
+                batch = self.transform(batch, batch_generator(self.seed, stream, self.data.device))
+            yield batch
+
+
+SAMPLERS = {"shuffle": ShuffledBatches, "random_slices": RandomSlices}  # training.sampler
+
+
 class SequentialBatches:
     """Evaluation batches in dataset order, the last one possibly smaller; ``transform`` (if any) is
     seeded from (``seed``, batch number), so every evaluation pass sees the same transformed batches."""

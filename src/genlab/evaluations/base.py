@@ -51,6 +51,7 @@ class EvalContext:
     device: torch.device
     sets: Mapping[str, BatchSource | Iterable[dict]] = field(default_factory=dict)  # evaluation sets by split name
     history: list = field(default_factory=list)  # (iteration, {quantity: value}) of the run's in-training evaluations
+    artifacts: dict = field(default_factory=dict)  # {file name: bytes} an evaluation wants recorded with the run (image grids, samples)
 
     def __post_init__(self):
         if not self.sets:
