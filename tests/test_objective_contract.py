@@ -75,6 +75,15 @@ def points_batch(seed: int = 0) -> dict[str, torch.Tensor]:
     return {"x": x, "log_density": -0.5 * x.square().sum(1) - math.log(2 * math.pi)}
 
 
+BINARY_HVAE = {"nz0": 4, "nz1": 8, "hidden": 16, "trunk": 16}  # tiny symvae model
+
+
+def digits_batch(seed: int = 0) -> dict[str, torch.Tensor]:
+    """Binary 28x28 images, the input the symvae model takes."""
+    g = torch.Generator().manual_seed(seed)
+    return {"x": (torch.rand(N, 1, 28, 28, generator=g) < 0.3).float()}
+
+
 # --- fixtures ------------------------------------------------------------------------------------
 
 
@@ -161,6 +170,9 @@ FIXTURES: dict[str, Fixture] = {
             "icebeem_fce", "icebeem", {"hidden": 8, "flow_options": {"n_layers": 1}}, SIMULATION, segments_batch,
             phase="flow_1", handed=frozenset({"flow"}),
         ),
+        # binary HVAE (docs/symvae.md): 28x28 only; no buffers (the MI monitors are objective state)
+        Fixture("sym_equilibrium", "binary_hvae", BINARY_HVAE, {"input_shape": (1, 28, 28)}, digits_batch, has_buffers=False),
+        Fixture("binary_elbo", "binary_hvae", BINARY_HVAE, {"input_shape": (1, 28, 28)}, digits_batch, has_buffers=False),
         Fixture("ivae", "ivae", {}, SIMULATION, segments_batch),
         Fixture("tcl", "tcl", {"n_layers": 2}, SIMULATION, segments_batch),
     ]

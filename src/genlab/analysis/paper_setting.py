@@ -35,6 +35,7 @@ from typing import Any, Callable, Mapping, Sequence
 import pandas as pd
 from configs import disent as disent_configs
 from configs import fce2d as fce2d_configs
+from configs import symvae as symvae_configs
 
 from genlab.analysis.runs import MISSING, canonical, lookup
 from genlab.evaluations.base import evaluation_options
@@ -46,7 +47,7 @@ DIFFERS = "differs_from_paper"  # the column that marks a run outside its paper'
 # modules import Sacred, so they are restated here): a full-size, full-length run
 FULL_SIZE = {"dataset.tiny": False, "training.smoke": False}
 RUN_LENGTH = ("training.phases", "training.max_iterations", "training.epochs")  # in parse_phases' order of precedence
-NOT_COMPARED_EVALUATION_OPTIONS = ("batch_size",)  # how many examples at a time: the numbers are the same
+NOT_COMPARED_EVALUATION_OPTIONS = ("batch_size", "fid_batch_size")  # how many examples at a time: the numbers are the same
 
 
 @dataclass(frozen=True)
@@ -67,6 +68,7 @@ EXPERIMENTS = {
                               ("source", "strides"), "docs/disent.md §2.3, §4.1, §7"),
     "fce2d": PaperDefaults(fce2d_configs.dataset, (fce2d_configs.fce_2d,), ("n_train", "n_eval"),
                            "docs/fce.md §3.4, §4.2, §7"),
+    "symvae": PaperDefaults(symvae_configs.dataset, (symvae_configs.sym,), ("source",), "docs/symvae.md §3.2, §5"),
 }  # fmt: skip
 
 

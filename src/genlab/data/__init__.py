@@ -19,7 +19,7 @@ from genlab.data import splits
 from genlab.data.base import FactorGrid, FactorImages
 from genlab.data.registry import DATASETS, KINDS, DatasetKind, DatasetSpec, names_of_kinds
 from genlab.data.sources import BatchSource, DataParts, sample, subset
-from genlab.registry import check_options as _check_options, runtime_arguments
+from genlab.registry import check_options as _check_options, keyword_defaults, runtime_arguments
 
 __all__ = [
     "DATASETS", "KINDS", "BatchSource", "DataParts", "DatasetKind", "DatasetSpec", "FactorGrid", "FactorImages",
@@ -105,8 +105,10 @@ def check_dataset(config: Mapping[str, Any], kinds=None, data: bool = True) -> s
 
 
 def _apply_tiny(spec: DatasetSpec, options: dict[str, Any]) -> dict[str, Any]:
-    """The dataset's smoke-size options fill those left at None (an explicit ``strides`` wins)."""
-    return {**options, **{k: v for k, v in spec.tiny.items() if options.get(k) is None}}
+    """The dataset's smoke-size options fill those left at None or at the builder's default (an explicit
+    ``strides`` wins; a ``source`` left at its default ``"file"`` becomes e.g. MNIST's ``"embedded"``)."""
+    defaults = keyword_defaults(spec.build)
+    return {**options, **{k: v for k, v in spec.tiny.items() if options.get(k) is None or options[k] == defaults.get(k)}}
 
 
 def load_split_data(
