@@ -26,14 +26,13 @@ times, each in a fresh process (so peak RSS is the case's own); the median is pr
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import resource
 import statistics
 import time
 
-from fresh_process import device_label, peak_column, peak_gpu_mb, run_fresh
+from fresh_process import benchmark_parser, device_settings, device_label, peak_column, peak_gpu_mb, run_fresh
 
 SET, SMALL_SET, FEATURES = 70_000, 10_000, 2048  # docs/symvae.md §4.3: 70,000 images per set
 CASES = {"batch50": 50, "batch200": 200, "distance": None}
@@ -111,37 +110,18 @@ def measure_distance(threads: int, stat_images: int) -> dict:
     }  # fmt: skip
 
 
-def settings(devices: list[str], threads: list[int]) -> list[tuple[str, int]]:
-    """(device, threads) pairs to run: every thread count on the CPU, one run on CUDA when present."""
-    import torch
-
-    out = []
-    for device in devices:
-        if device == "cpu":
-            out += [("cpu", t) for t in threads]
-        elif device.startswith("cuda") and torch.cuda.is_available():
-            out.append((device, max(threads)))
-    return out
-
 
 def minutes(m: float) -> str:
     return f"{m:.1f} min" if m < 120 else f"{m / 60:.1f} h"
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--cases", nargs="*", default=list(CASES), choices=list(CASES))
-    parser.add_argument("--devices", nargs="*", default=["cpu", "cuda"], help="cpu and/or cuda (skipped when absent)")
-    parser.add_argument("--threads", nargs="*", type=int, default=[1, 2], help="torch CPU threads (the reference machine has 2 cores)")
+    parser = benchmark_parser(__doc__, CASES)
     parser.add_argument("--weights", default=None, help="the Inception TorchScript file (default: bin/get-data fid's)")
     parser.add_argument("--images", type=int, default=400, help="images per timed round (rounded up to whole batches)")
     parser.add_argument("--warmup", type=int, default=50, help="images through the Inception before timing")
     parser.add_argument("--rounds", type=int, default=2, help="timed rounds per process (the fastest is kept)")
     parser.add_argument("--stat-images", type=int, default=10_000, help="features whose statistics the distance case times")
-    parser.add_argument("--repeats", type=int, default=3, help="fresh processes per case; the median is printed")
-    parser.add_argument("--worker", help=argparse.SUPPRESS)
-    parser.add_argument("--device", default="cpu", help=argparse.SUPPRESS)  # the worker's
-    parser.add_argument("--worker-threads", type=int, default=1, help=argparse.SUPPRESS)
     args = parser.parse_args()
 
     if args.worker:
@@ -162,7 +142,7 @@ def main() -> None:
     print(f"{'case':<9} {'device':<34} {'img/s':>7} {'cpu':>7} {'10k':>9} {'70k':>9} {'70k v 70k':>10} "
           f"{'peak RSS MB':>12} {'peak GPU MB':>12} {'load':>5}")  # fmt: skip
     for case in args.cases:
-        pairs = [("cpu", t) for t in args.threads] if case == "distance" else settings(args.devices, args.threads)
+        pairs = [("cpu", t) for t in args.threads] if case == "distance" else device_settings(args.devices, args.threads)
         for device, threads in pairs:
             worker_args = ["--device", device, "--worker-threads", str(threads), "--images", str(args.images),
                            "--warmup", str(args.warmup), "--rounds", str(args.rounds), "--stat-images", str(args.stat_images)]  # fmt: skip

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import subprocess
@@ -39,3 +40,30 @@ def peak_column(results: list[dict], key: str) -> str:
     """The largest of the repeats' peaks, or ``-`` where the case has none (no GPU)."""
     values = [r[key] for r in results if r.get(key) is not None]
     return f"{max(values):.0f}" if values else "-"
+
+
+def device_settings(devices: list[str], threads: list[int]) -> list[tuple[str, int]]:
+    """(device, threads) pairs to run: every thread count on the CPU, one run on CUDA when present."""
+    import torch
+
+    out = []
+    for device in devices:
+        if device == "cpu":
+            out += [("cpu", t) for t in threads]
+        elif device.startswith("cuda") and torch.cuda.is_available():
+            out.append((device, max(threads)))
+    return out
+
+
+def benchmark_parser(doc: str, cases) -> argparse.ArgumentParser:
+    """The options every benchmark has: ``--cases``, ``--devices``, ``--threads``, ``--repeats`` and
+    the hidden ones a worker process is started with (``--worker``, ``--device``, ``--worker-threads``)."""
+    parser = argparse.ArgumentParser(description=doc.split("\n\n")[0])
+    parser.add_argument("--cases", nargs="*", default=list(cases), choices=list(cases))
+    parser.add_argument("--devices", nargs="*", default=["cpu", "cuda"], help="cpu and/or cuda (skipped when absent)")
+    parser.add_argument("--threads", nargs="*", type=int, default=[1, 2], help="torch CPU threads (the reference machine has 2 cores)")
+    parser.add_argument("--repeats", type=int, default=3, help="fresh processes per case; the median is printed")
+    parser.add_argument("--worker", help=argparse.SUPPRESS)
+    parser.add_argument("--device", default="cpu", help=argparse.SUPPRESS)  # the worker's
+    parser.add_argument("--worker-threads", type=int, default=1, help=argparse.SUPPRESS)
+    return parser

@@ -39,7 +39,6 @@ Cases (``CASES``: model kind and options, objective and hyperparameters, batch, 
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import resource
@@ -47,7 +46,7 @@ import statistics
 import time
 from dataclasses import replace
 
-from fresh_process import device_label, peak_column, peak_gpu_mb, run_fresh
+from fresh_process import benchmark_parser, device_settings, device_label, peak_column, peak_gpu_mb, run_fresh
 
 N_SEGMENTS, PER_SEGMENT, DIM = 20, 2000, 5
 MODEL_INPUTS = {"input_shape": [DIM], "n_segments": N_SEGMENTS, "latent_dim": DIM, "mixing_layers": 2}
@@ -178,31 +177,12 @@ def measure(case: str, device: str, threads: int, warmup: int, iterations: int, 
     }
 
 
-def settings(devices: list[str], threads: list[int]) -> list[tuple[str, int]]:
-    """(device, threads) pairs to run: every thread count on the CPU, one run on CUDA when present."""
-    import torch
-
-    out = []
-    for device in devices:
-        if device == "cpu":
-            out += [("cpu", t) for t in threads]
-        elif device.startswith("cuda") and torch.cuda.is_available():
-            out.append((device, max(threads)))
-    return out
-
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--cases", nargs="*", default=list(CASES), choices=list(CASES))
-    parser.add_argument("--devices", nargs="*", default=["cpu", "cuda"], help="cpu and/or cuda (skipped when absent)")
-    parser.add_argument("--threads", nargs="*", type=int, default=[1, 2], help="torch CPU threads (the reference machine has 2 cores)")
+    parser = benchmark_parser(__doc__, CASES)
     parser.add_argument("--warmup", type=int, default=300)
     parser.add_argument("--iterations", type=int, default=3000)
     parser.add_argument("--rounds", type=int, default=5, help="timed rounds per process (the fastest is kept)")
-    parser.add_argument("--repeats", type=int, default=3, help="fresh processes per case; the median is printed")
-    parser.add_argument("--worker", help=argparse.SUPPRESS)
-    parser.add_argument("--device", default="cpu", help=argparse.SUPPRESS)  # the worker's
-    parser.add_argument("--worker-threads", type=int, default=1, help=argparse.SUPPRESS)
     args = parser.parse_args()
 
     if args.worker:
@@ -215,7 +195,7 @@ def main() -> None:
     print(f"{'case':<12} {'device':<34} {'batch':>5} {'steps/s':>8} {'bare':>8} {'cpu':>8} {'run':>9} "
           f"{'peak RSS MB':>12} {'peak GPU MB':>12} {'load':>5}  target")  # fmt: skip
     for case in args.cases:
-        for device, threads in settings(args.devices, args.threads):
+        for device, threads in device_settings(args.devices, args.threads):
             worker_args = ["--device", device, "--worker-threads", str(threads), "--warmup", str(args.warmup),
                            "--iterations", str(args.iterations), "--rounds", str(args.rounds)]  # fmt: skip
             results = run_fresh(__file__, case, worker_args, args.repeats, threads)

@@ -25,7 +25,6 @@ without anomaly detection (on this kind of machine).
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import resource
@@ -33,7 +32,7 @@ import statistics
 import time
 from dataclasses import replace
 
-from fresh_process import device_label, peak_column, peak_gpu_mb, run_fresh
+from fresh_process import benchmark_parser, device_settings, device_label, peak_column, peak_gpu_mb, run_fresh
 
 N_IMAGES, BATCH, RUN_ITERATIONS = 70_000, 1024, 200_000
 CASES = {
@@ -100,30 +99,12 @@ def measure(case: str, device: str, threads: int, warmup: int, iterations: int, 
     }  # fmt: skip
 
 
-def settings(devices: list[str], threads: list[int]) -> list[tuple[str, int]]:
-    import torch
-
-    out = []
-    for device in devices:
-        if device == "cpu":
-            out += [("cpu", t) for t in threads]
-        elif device.startswith("cuda") and torch.cuda.is_available():
-            out.append((device, max(threads)))
-    return out
-
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--cases", nargs="*", default=list(CASES), choices=list(CASES))
-    parser.add_argument("--devices", nargs="*", default=["cpu", "cuda"], help="cpu and/or cuda (skipped when absent)")
-    parser.add_argument("--threads", nargs="*", type=int, default=[1, 2], help="torch CPU threads (the reference machine has 2 cores)")
+    parser = benchmark_parser(__doc__, CASES)
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--iterations", type=int, default=9)
     parser.add_argument("--rounds", type=int, default=3, help="timed rounds per process (the fastest is kept)")
-    parser.add_argument("--repeats", type=int, default=3, help="fresh processes per case; the median is printed")
-    parser.add_argument("--worker", help=argparse.SUPPRESS)
-    parser.add_argument("--device", default="cpu", help=argparse.SUPPRESS)
-    parser.add_argument("--worker-threads", type=int, default=1, help=argparse.SUPPRESS)
     args = parser.parse_args()
 
     if args.worker:
@@ -136,7 +117,7 @@ def main() -> None:
     print(f"{'case':<5} {'device':<34} {'batch':>5} {'steps/s':>8} {'cpu':>8} {'200k':>9} {'peak RSS MB':>12} "
           f"{'peak GPU MB':>12} {'load':>5}  target")  # fmt: skip
     for case in args.cases:
-        for device, threads in settings(args.devices, args.threads):
+        for device, threads in device_settings(args.devices, args.threads):
             worker_args = ["--device", device, "--worker-threads", str(threads), "--warmup", str(args.warmup),
                            "--iterations", str(args.iterations), "--rounds", str(args.rounds)]  # fmt: skip
             results = run_fresh(__file__, case, worker_args, args.repeats, threads)
