@@ -39,6 +39,7 @@ PAPER_CHAIN_STEPS = 1000  # docs/symvae.md §4.2, §4.3
 PAPER_FID_IMAGES = 70_000  # docs/symvae.md §4.3: every training image, and as many generated ones
 SMOKE_CHAIN_STEPS = 20
 SMOKE_FID_IMAGES = 256
+INCEPTION_BATCH = 100  # images per Inception pass: about 1.5 GB of activations on a CPU (1000 at once took 12-15 GB)
 SHOWN = 40  # images of each FID set kept in samples.pt (generate.py's 4 x 10 grids, §4.2)
 
 
@@ -72,7 +73,7 @@ def symvae_samples(ctx: EvalContext, columns: int = 10, chain_steps: int | None 
                    fid_batch_size: int = 1000, fid_weights: str | None = None, sample_seed: int = 0,
                    max_examples: int | None = None) -> tuple[dict, dict]:  # fmt: skip
     """``chain_steps`` (None: 1000, smoke 20), ``fid_images`` (None: 70,000 or every training image if
-    fewer; smoke 256; 0: no FID), ``fid_batch_size`` images generated (and scored) at a time,
+    fewer; smoke 256; 0: no FID), ``fid_batch_size`` images generated at a time (scored ``INCEPTION_BATCH`` = 100 at a time),
     ``fid_weights`` the Inception TorchScript file (None: the verified default of ``bin/get-data
     fid``; an own file's FIDs are not comparable with published ones), ``sample_seed`` seeds every
     draw here (the same images for the same weights), ``max_examples`` (set by ``evaluation.smoke``
@@ -121,11 +122,11 @@ def symvae_samples(ctx: EvalContext, columns: int = 10, chain_steps: int | None 
     reference = fid.reference_statistics(
         f"{ctx.data.name}-{reference_key(ctx.data.info)}-n{n_fid}-seed{sample_seed}",
         lambda: (reference_rows.batch(slice(s, s + fid_batch_size))["x"] for s in range(0, n_fid, fid_batch_size)),
-        extractor, batch_size=fid_batch_size,
+        extractor, batch_size=INCEPTION_BATCH,
     )  # fmt: skip
     for name, make in (("random_code", lambda k: model.random_code(k, generator=g)),
                        ("limiting", lambda k: model.limiting_chain(k, steps=steps, generator=g))):  # fmt: skip
-        stats = fid.Statistics.from_features(fid.features(generated(make, n_fid, fid_batch_size), extractor, batch_size=fid_batch_size))
+        stats = fid.Statistics.from_features(fid.features(generated(make, n_fid, fid_batch_size), extractor, batch_size=INCEPTION_BATCH))
         metrics[f"train.fid_{name}"] = fid.frechet_distance(stats, reference)
         logger.info("FID %s (%d vs %d images): %.4f", name, n_fid, n_fid, metrics[f"train.fid_{name}"])
     info.update(fid_images=n_fid, fid_seconds=round(time.monotonic() - start, 1), fid_weights=extractor.describe())
