@@ -174,6 +174,12 @@ FIXTURES: dict[str, Fixture] = {
         Fixture("sym_equilibrium", "binary_hvae", BINARY_HVAE, {"input_shape": (1, 28, 28)}, digits_batch, has_buffers=False),
         Fixture("binary_elbo", "binary_hvae", BINARY_HVAE, {"input_shape": (1, 28, 28)}, digits_batch, has_buffers=False),
         Fixture("ivae", "ivae", {}, SIMULATION, segments_batch),
+        # MIM's toys (docs/mim.md §3.2): warm-up 1, so step 0 is at beta = 1 and S-MIM's decoding pass runs;
+        # the auto-encoder's delta encoder leaves the log-std half of the encoder's head without a gradient
+        Fixture("mim", "gaussian_mlp", {"mid_dim": 8}, {"input_shape": (2,)}, points_batch, {"warmup": 1}, has_buffers=False),
+        Fixture("vae_mc", "gaussian_mlp", {"mid_dim": 8}, {"input_shape": (2,)}, points_batch, {"inv_H": True}, has_buffers=False),
+        Fixture("ae", "gaussian_mlp", {"mid_dim": 8}, {"input_shape": (2,)}, points_batch, moves_every_parameter=False,
+                has_buffers=False),
         Fixture("tcl", "tcl", {"n_layers": 2}, SIMULATION, segments_batch),
     ]
 }  # fmt: skip

@@ -22,6 +22,7 @@ import numpy as np
 from sacred import Ingredient
 
 from genlab.data import DATASETS, check_dataset, load_dataset, names_of_kinds
+from genlab.data.streams import stream_batch
 from genlab.data.transforms import parse as parse_transforms
 from genlab.registry import UnknownNameError
 
@@ -84,7 +85,7 @@ def dataset_ingredient(kinds: Sequence[str], defaults: Callable, named: Sequence
         for part, source in (("train", data.train), ("val", data.val), ("test", data.test)):
             if source is not None:
                 print(f"  {part:<5} {len(source):>9,} examples")
-        batch = data.train.batch(slice(0, 100_000))
+        batch = data.train.batch(slice(0, 100_000)) if hasattr(data.train, "batch") else stream_batch(data.train, 10_000)
         x = batch["x"]
         print("  batch: " + ", ".join(f"{k} {list(v.shape[1:])}" for k, v in batch.items()))
         if x.dim() == 2:  # vectors: their sample statistics

@@ -52,6 +52,7 @@ def _common():
     select = None  # keep the best evaluation's weights by this validation quantity (e.g. "val.loss"), or None
     select_mode = "min"  # "min" or "max": which values of it are better
     select_after = 0  # evaluations before this iteration do not count (for selection and early stopping)
+    select_after_epochs = 0  # ... or before the end of this epoch (whichever is later)
     evaluate_best = False  # end-of-run evaluations and model.pt from the best weights (needs select)
     early_stopping_patience = None  # evaluations without improvement (of select, else val.loss) before stopping
     ema = None  # decay of an exponential moving average of the weights (e.g. 0.9999), or None
@@ -168,7 +169,7 @@ def selection(cfg: Mapping[str, Any]) -> Selection | None:
     """The best-checkpoint rule of a ``training`` config (None without ``select``)."""
     if cfg["select"] is None:
         return None
-    return Selection(cfg["select"], cfg["select_mode"], int(cfg["select_after"]))
+    return Selection(cfg["select"], cfg["select_mode"], int(cfg["select_after"]), int(cfg.get("select_after_epochs", 0)))
 
 
 def fit_options(cfg: Mapping[str, Any], optimizers: Mapping[str, Any]) -> dict[str, Any]:

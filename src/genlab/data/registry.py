@@ -13,6 +13,9 @@ and which of the builder's options sit at the top level of the ``dataset`` confi
 - ``labelled_images``: images with a class label (MNIST-like); the builder returns ``DataParts``.
 - ``simulation``: generated observations ``x`` with auxiliary variables ``u`` and true sources ``s``
   (the nonlinear ICA simulations of ICE-BeeM); the builder returns ``DataParts``.
+- ``stream``: no fixed examples; every batch is drawn afresh (MIM's mixture toys and augmented PCA
+  data). The builder returns ``DataParts`` whose ``train`` and ``test`` are
+  :class:`~genlab.data.streams.Stream` objects.
 
 A builder's keyword-only parameters (``device``, ``seed``) are supplied by the run; its other
 keyword parameters are the dataset's options: the kind's ``loader_keys`` are written at the top level
@@ -45,6 +48,7 @@ KINDS: dict[str, DatasetKind] = {
                     "points drawn from a known distribution, with a held-out evaluation sample"),
         DatasetKind("labelled_images", ("source", "path"), False, "images with a class label"),
         DatasetKind("simulation", ("data_seed",), False, "simulated observations x with auxiliary u and sources s"),
+        DatasetKind("stream", (), False, "examples drawn afresh for every batch (genlab.data.streams)"),
     )
 }
 

@@ -10,6 +10,11 @@ current phase only (all of them in a run of one phase) and a ``Progress`` record
 phase). ``eval_step`` runs outside any ``torch.no_grad``: an objective that needs no gradients there
 says so itself (``@torch.no_grad()``); one that needs input gradients (score matching) takes them.
 
+An objective may also define ``start_evaluation()`` and ``finish_evaluation(model) -> dict[str,
+float]``: the evaluator calls them before and after each pass, for quantities of the whole pass
+that are not means of batches (MIM's KSG mutual information of all test pairs); ``eval_step`` then
+keeps what they need.
+
 ``model_options``: settings of the model that the objective depends on (FCE needs the EBM, the
 flow's maximum-likelihood baseline does not); the experiment writes them into ``config["model"]``
 so the recorded config alone rebuilds the model. ``model_kind``: the model kind the objective trains,

@@ -103,8 +103,22 @@ class Checkpointer:
         self.skipped_at: int | None = None  # the first iteration whose state was not finite
 
     def attach(self, trainer: Engine) -> "Checkpointer":
-        trainer.add_event_handler(Events.ITERATION_COMPLETED(every=self.every) | Events.COMPLETED | Events.TERMINATE, self)
+        """Save every ``every`` iterations; a save that falls on the last iteration of an epoch waits
+        for ``EPOCH_COMPLETED``, so that what the epoch's end changes (a per-epoch learning-rate
+        schedule's step) is in the file: a run resumed there starts the next epoch as an uninterrupted
+        one does. Attach it after the handlers whose state it saves."""
+        trainer.add_event_handler(Events.ITERATION_COMPLETED(every=self.every), self._within_epoch)
+        trainer.add_event_handler(Events.EPOCH_COMPLETED, self._at_epoch_end)
+        trainer.add_event_handler(Events.COMPLETED | Events.TERMINATE, self)
         return self
+
+    def _within_epoch(self, engine: Engine) -> None:
+        if engine.state.iteration % engine.state.epoch_length:
+            self(engine)
+
+    def _at_epoch_end(self, engine: Engine) -> None:
+        if engine.state.iteration % self.every == 0:
+            self(engine)
 
     def __call__(self, engine: Engine) -> None:
         iteration = engine.state.iteration

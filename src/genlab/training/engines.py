@@ -83,18 +83,27 @@ def create_evaluator(model: torch.nn.Module, objective: Objective) -> Engine:
     evaluator.add_event_handler(Events.EPOCH_STARTED, lambda _: mean.reset())
     evaluator.add_event_handler(Events.ITERATION_COMPLETED, lambda e: mean.update(e.state.output))
     evaluator.add_event_handler(Events.EPOCH_COMPLETED, mean.completed, "mean")
+    if hasattr(objective, "start_evaluation"):  # quantities of a whole pass (MIM's KSG mutual information)
+        evaluator.add_event_handler(Events.EPOCH_STARTED, lambda _: objective.start_evaluation())
+    if hasattr(objective, "finish_evaluation"):
+        evaluator.add_event_handler(Events.EPOCH_COMPLETED, lambda e: e.state.metrics.update(objective.finish_evaluation(model)))
     return evaluator
 
 
 @dataclass(frozen=True)
 class Selection:
     """Which evaluation is best: the validation quantity ``metric`` (``"loss"``; ``"val.loss"`` is
-    read the same), smaller or larger (``mode``), counted only from iteration ``after`` on (the
-    warm-up gate, shared by early stopping)."""
+    read the same), smaller or larger (``mode``), counted only from iteration ``after`` (or from the
+    end of epoch ``after_epochs``) on: the warm-up gate, shared by early stopping."""
 
     metric: str = "loss"
     mode: str = "min"
     after: int = 0
+    after_epochs: int = 0  # the gate in epochs of the training stream instead (MIM's "epoch >= warm-up")
+
+    def gate(self, epoch_length: int) -> int:
+        """The first iteration whose evaluation counts."""
+        return max(int(self.after), int(self.after_epochs) * int(epoch_length))
 
     def __post_init__(self):
         if self.mode not in ("min", "max"):
@@ -239,8 +248,10 @@ def fit(
 
     early_stopping, best, best_metrics, last_eval = None, None, {}, {}
     history: dict[str, list] = {"evaluations": []}  # (iteration, metrics) of every evaluation of the run
-    gate = select.after if select is not None else 0
+    gate = select.gate(n_batches) if select is not None else 0
     if val_batches is not None:
+        if hasattr(val_batches, "bind"):  # validation drawn afresh at each evaluation (genlab.data.streams)
+            val_batches.bind(lambda: trainer.state.iteration)
         evaluator = create_evaluator(eval_model, objective)
         phase_end.append(attach_evaluation(trainer, evaluator, val_batches, every=every, log=log))
 
