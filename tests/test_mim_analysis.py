@@ -236,13 +236,28 @@ def test_the_toy_figure_draws_the_reconstructions_and_200_posteriors(table):
     assert mim.e1_figure(table[table["experiment"] != "E1"]) is None
 
 
+def test_the_e1_animation_has_one_frame_per_evaluation(table, tmp_path):
+    from PIL import Image
+
+    run = _row(table, "E1", "MIM")["run"]
+    recorded = mim.toy_frames(run)
+    assert len(recorded["frames"]) == len(recorded["evaluations"]) == 4  # 40 iterations, an evaluation every 10
+    assert all(frame["x"].shape == (200, 2) and frame["q_std"].shape == (200, 2) for frame in recorded["frames"])
+    assert not all(bool((a["q_mean"] == b["q_mean"]).all()) for a, b in zip(recorded["frames"], recorded["frames"][1:]))
+    with Image.open(mim.animation(run, tmp_path / "e1.gif")) as gif:
+        assert gif.n_frames == 4
+    with pytest.raises(ValueError, match="training.loss.frames"):
+        mim.toy_frames(_row(table, "E2", "VAE")["run"])
+
+
 def test_the_command_line_writes_the_tables_and_figures(store, table, tmp_path, capsys, monkeypatch):
     out = tmp_path / "out"
     mim.main(["--source", str(store), "--out", str(out)])
     printed = capsys.readouterr().out
     assert f"{len(RUNS)} completed mim runs" in printed and "E2 collapse verdict:" in printed
     names = {"runs.csv", "collapse.csv", "e1.png", *(f"summary_E{i}.csv" for i in range(2, 6)),
-             *(f"sweep_E{i}.png" for i in range(2, 6)), f"toy_{_row(table, 'E1', 'MIM')['run_id']}.png"}  # fmt: skip
+             *(f"sweep_E{i}.png" for i in range(2, 6)), f"toy_{_row(table, 'E1', 'MIM')['run_id']}.png",
+             f"animation_{_row(table, 'E1', 'MIM')['run_id']}.gif"}  # fmt: skip
     assert {p.name for p in out.iterdir()} == names and all((out / n).stat().st_size > 0 for n in names)
     runs = pd.read_csv(out / "runs.csv")
     assert len(runs) == len(RUNS) and "run" not in runs.columns and set(runs["method"]) == {"MIM", "VAE"}

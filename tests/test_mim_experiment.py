@@ -79,14 +79,14 @@ def test_bad_input_fails_before_any_compute():
 @pytest.fixture(scope="module")
 def recorded(tmp_path_factory):
     store = tmp_path_factory.mktemp("mim")
-    for loss in ("mim", "vae", "ae", "mim_inv_h"):
+    for loss in LOSSES:
         record(store, ["with", f"training.{loss}", *SHORT])
     return store
 
 
 def test_each_loss_records_the_statistics_and_a_model_that_rebuilds(recorded):
     runs = load_runs(recorded)
-    assert len(runs) == 4 and set(runs["status"]) == {"COMPLETED"}
+    assert len(runs) == len(LOSSES) and set(runs["status"]) == {"COMPLETED"}
     for run in runs["run"]:
         final = run.final_metrics()
         for name in ("MI_ksg", "H_q_x", "x_recon_err", "clf_acc_KNN1", "clf_acc_KNN5", "clf_acc_KNN10", "MI", "H_enc",
@@ -105,11 +105,26 @@ def test_each_loss_records_the_statistics_and_a_model_that_rebuilds(recorded):
 
 
 def test_the_decoding_pass_runs_once_the_warm_up_is_over(recorded):
-    runs = load_runs(recorded, where={"training.objective": "mim", "training.loss.inv_H": False})
+    runs = load_runs(recorded, where={"training.objective": "mim", "training.loss.inv_H": False, "training.loss.sample": True})
+    assert len(runs) == 1
     run = runs.iloc[0]["run"]
     beta, decoding = run.metric("batch.beta"), run.metric("batch.dec_loss")
     assert beta.max() == 1.0 and beta.min() < 1.0  # 40 iterations of 10 a pass: epochs 3 and 4 are past the warm-up of 3
     assert decoding.index.min() > 20 and set(decoding.index) == set(beta[beta == 1.0].index)
+
+
+def test_a_mim_never_runs_the_decoding_pass(recorded):
+    run = load_runs(recorded, where={"training.loss.sample": False}).iloc[0]["run"]
+    assert "batch.dec_loss" not in run.metric_names() and run.metric("batch.beta").max() == 1.0
+
+
+def test_the_pca_experiment_runs_on_the_embedded_stand_in(tmp_path):
+    record(tmp_path, ["with", "e5", "training.vae", "model.options.z_dim=4", *SHORT])
+    run = load_runs(tmp_path).iloc[0]["run"]
+    final = run.final_metrics()
+    assert run.config["dataset"]["name"] == "pca_fashion_mnist20" and run.info["model_inputs"]["input_shape"] == [20]
+    assert 0.0 <= final["test.clf_acc_KNN5"] <= 1.0 and "test.H_P_x" not in final  # no true density for real data
+    assert "toy_view.pt" not in run.artifact_names() and load_model(run).z_dim == 4
 
 
 def test_resume_reproduces_an_uninterrupted_run(tmp_path):

@@ -79,10 +79,11 @@ def vae_inv_h():
 
 # the experiments of the README (experiment-level named configs, docs/mim.md §0)
 def e1_mim():
-    """E1, the animation's MIM panel: S-MIM on toyMIM, z_dim 2, mid_dim 50, 49 epochs, warm-up 25, seed 1."""
+    """E1, the animation's MIM panel: S-MIM on toyMIM, z_dim 2, mid_dim 50, 49 epochs, warm-up 25, seed 1;
+    every epoch's 200-point view kept (``training.loss.frames``, the original's ``--vis-progress``)."""
     dataset = {"name": "toyMIM"}
     model = {"options": {"z_dim": 2, "mid_dim": 50}}
-    training = {"objective": "mim", "loss": {"sample": True}, "epochs": 49, "warmup": 25}
+    training = {"objective": "mim", "loss": {"sample": True, "frames": True}, "epochs": 49, "warmup": 25}
     seed = 1
 
 
@@ -90,7 +91,7 @@ def e1_vae():
     """E1, the VAE panel: the VAE on toyVAE, as ``e1_mim`` otherwise."""
     dataset = {"name": "toyVAE"}
     model = {"options": {"z_dim": 2, "mid_dim": 50}}
-    training = {"objective": "vae_mc", "epochs": 49, "warmup": 25}
+    training = {"objective": "vae_mc", "loss": {"frames": True}, "epochs": 49, "warmup": 25}
     seed = 1
 
 
@@ -98,7 +99,7 @@ def e1_ae():
     """E1, the AE panel: the auto-encoder on toyAE, as ``e1_mim`` otherwise."""
     dataset = {"name": "toyAE"}
     model = {"options": {"z_dim": 2, "mid_dim": 50}}
-    training = {"objective": "ae", "epochs": 49, "warmup": 25}
+    training = {"objective": "ae", "loss": {"frames": True}, "epochs": 49, "warmup": 25}
     seed = 1
 
 

@@ -454,16 +454,22 @@ def toy_figure(run: Run, fig=None):
     (width 2 std_1, height 2 std_2 at the mean, the means as dots) and p(z)'s unit circle dashed, on [-3, 3]^2."""
     view = toy_view(run)
     name = lookup(run.config, "dataset.name")
+    title = f"{method_label(run.config)} on {name} (seed {run.config.get('seed')})"
+    return draw_view(view, name, title, f"RMSE = {float(view['x_recon_err']):.2f}\nMI = {float(view['MI_ksg']):.2f}", fig)
+
+
+def draw_view(view: Mapping[str, Any], name: str, title: str, text: str, fig=None):
+    """``toy_figure``'s two panels for one view (``toy_view.pt`` or a frame of ``toy_frames.pt``) of
+    dataset ``name``, with ``text`` in the top panel's corner."""
     fig = fig or plt.figure(figsize=(3.6, 7.0))
     top, bottom = fig.subplots(2, 1)
     xx, yy, density = _density(name)
     top.contour(xx, yy, density, levels=CONTOUR_LEVELS * density.max(), cmap="Blues", linewidths=1.0)
     recon = view["x_recon"].numpy()
     top.scatter(recon[:, 0], recon[:, 1], s=6, c="red", label="reconstructions")
-    top.text(0.03, 0.97, f"RMSE = {float(view['x_recon_err']):.2f}\nMI = {float(view['MI_ksg']):.2f}", transform=top.transAxes,
-             va="top", fontsize=8, bbox={"facecolor": "white", "alpha": 0.7, "lw": 0})  # fmt: skip
+    top.text(0.03, 0.97, text, transform=top.transAxes, va="top", fontsize=8, bbox={"facecolor": "white", "alpha": 0.7, "lw": 0})
     top.set(xlim=(-2, 2), ylim=(-2, 2), aspect="equal")
-    top.set_title(f"{method_label(run.config)} on {name} (seed {run.config.get('seed')})", fontsize=9)
+    top.set_title(title, fontsize=9)
     top.set_xlabel("x: P(x) and sampled reconstructions", fontsize=8)
     mean, std = view["q_mean"].numpy(), view["q_std"].numpy()
     for (mx, my), (sx, sy) in zip(mean, std):
@@ -476,6 +482,38 @@ def toy_figure(run: Run, fig=None):
     for ax in (top, bottom):
         ax.tick_params(labelsize=7)
     return fig
+
+
+def toy_frames(run: Run) -> dict[str, Any]:
+    """The run's ``toy_frames.pt``: the 200-point view of every in-training evaluation (runs with
+    ``training.loss.frames``, as the E1 configs; ``genlab.evaluations.mim_stats``)."""
+    if "toy_frames.pt" not in run.artifact_names():
+        raise ValueError(f"run {run.run_id} recorded no toy_frames.pt: only runs with training.loss.frames=True (e1_*) do")
+    return torch.load(io.BytesIO(run.artifact_bytes("toy_frames.pt")), map_location="cpu")
+
+
+def animation(run: Run, path: str | Path, fps: int = 4) -> Path:
+    """The run's per-epoch frames (``toy_frames``) as an animated GIF at ``path`` (matplotlib's
+    ``PillowWriter``): the original's ``--vis-progress`` frames, which its README assembled into its
+    animation outside the repository. Each frame shows the epoch and the reconstruction error of its
+    200 points (the KSG MI of 200 points would mean little)."""
+    from matplotlib.animation import PillowWriter
+
+    recorded = toy_frames(run)
+    name = lookup(run.config, "dataset.name")
+    title = f"{method_label(run.config)} on {name}"
+    fig = plt.figure(figsize=(3.6, 7.0))
+    writer = PillowWriter(fps=fps)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with writer.saving(fig, str(path), dpi=80):
+        for epoch, view in enumerate(recorded["frames"], start=1):
+            fig.clear()
+            error = float((view["x"] - view["x_recon"]).norm(dim=-1).mean())
+            draw_view(view, name, f"{title}, epoch {epoch}", f"RMSE = {error:.2f} (200 points)", fig)
+            writer.grab_frame()
+    plt.close(fig)
+    return path
 
 
 def e1_figure(table: pd.DataFrame, fig=None):
@@ -535,8 +573,8 @@ def write_sweep(table: pd.DataFrame, experiment: str, out_dir: str | Path | None
 
 
 def write_e1(table: pd.DataFrame, out_dir: str | Path | None = None) -> dict[str, Path]:
-    """With E1 runs, ``e1.png`` (``e1_figure``) and ``toy_<run_id>.png`` (``toy_figure``) for each of
-    them under ``out_dir`` (default ``data/results/mim``); {} without."""
+    """With E1 runs, ``e1.png`` (``e1_figure``), ``toy_<run_id>.png`` (``toy_figure``) and, where the
+    run kept its frames, ``animation_<run_id>.gif`` (``animation``) for each of them under ``out_dir`` (default ``data/results/mim``); {} without."""
     fig = e1_figure(table)
     if fig is None:
         return {}
@@ -544,6 +582,8 @@ def write_e1(table: pd.DataFrame, out_dir: str | Path | None = None) -> dict[str
     paths = {"e1": _save(fig, out / "e1.png")}
     for _, row in table[table["experiment"] == "E1"].iterrows():
         paths[f"toy_{row['run_id']}"] = _save(toy_figure(row["run"]), out / f"toy_{row['run_id']}.png")
+        if "toy_frames.pt" in row["run"].artifact_names():
+            paths[f"animation_{row['run_id']}"] = animation(row["run"], out / f"animation_{row['run_id']}.gif")
     return paths
 
 

@@ -20,7 +20,9 @@ Fleet 2019; docs/mim.md §6.1, §6.2), under the original's names:
 
 For 2-D data ``toy_view.pt`` is recorded: the 6.2 figure's material (``view_points`` points of the
 data drawn, the first 200 kept with their sampled reconstructions and the encoder's means and
-stds; the figure's own MI (KSG on the first 3,000) and reconstruction error over all of them), which ``genlab.analysis.mim`` draws. Everything is drawn with
+stds; the figure's own MI (KSG on the first 3,000) and reconstruction error over all of them), which ``genlab.analysis.mim`` draws. With ``training.loss.frames`` (E1) ``toy_frames.pt`` holds the
+200-point view of every in-training evaluation and the iterations they were made at (the animation's
+frames). Everything is drawn with
 generators seeded by ``seed``, so the evaluation of a checkpoint is reproducible.
 """
 
@@ -101,6 +103,11 @@ def mim_stats(ctx: EvalContext, ksg_k: int = 5, ksg_points: int = 10_000, knn_ks
     info = {"mim_stats": {"train_examples": len(train["x"]), "test_examples": len(test["x"]), "ksg_points": n}}
     if test["x"].shape[1] == 2 and hasattr(ctx.data.test, "draw"):
         ctx.artifacts["toy_view.pt"] = _toy_view(model, ctx, q_x, view_points, seed)
+    frames = getattr(ctx.objective, "views", None)
+    if frames:
+        buffer = io.BytesIO()
+        torch.save({"frames": frames, "evaluations": [i for i, _ in ctx.history]}, buffer)
+        ctx.artifacts["toy_frames.pt"] = buffer.getvalue()
     return out, info
 
 

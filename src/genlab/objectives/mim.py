@@ -38,6 +38,9 @@ evaluation always uses beta = 1 (0 for ``ae``). The same ``warmup`` drives the N
 the early-stopping gate (``configs/mim.py``). Evaluation passes log ``loss`` (the loss at beta = 1; for
 S-MIM with its decoding pass, halved as the original's test loss), ``H_q_x`` (the one-sample NLL
 -log q(x)) and, over the whole pass, ``MI_ksg`` (KSG, k = 5, ``genlab.metrics.ksg``; ``eval_ksg``).
+``frames`` keeps the first 200 test points of every evaluation (x, a sampled reconstruction, q(z|x)) in
+the objective's checkpointed state: the frames of E1's animation (``toy_frames.pt``, drawn as a GIF by
+``genlab.analysis.mim``).
 """
 
 from __future__ import annotations
@@ -54,6 +57,7 @@ from genlab.objectives.base import OBJECTIVES, Objective, optimizer_step
 from genlab.training.schedules import warmup_weight
 
 Q_X = ("marginal", "decoder")
+FRAME_POINTS = 200  # points of each evaluation's view with ``frames`` (docs/mim.md §6.2 shows 200)
 _LOG_HALF = math.log(0.5)
 
 
@@ -105,13 +109,16 @@ class GaussianMIMObjective(Objective):
 
     model_kind = "gaussian_mlp"
 
-    def __init__(self, warmup: int = 3, inv_H: bool = False, q_x: str = "marginal", eval_ksg: bool = True):
+    def __init__(self, warmup: int = 3, inv_H: bool = False, q_x: str = "marginal", eval_ksg: bool = True, frames: bool = False):
         if isinstance(warmup, bool) or not isinstance(warmup, int) or warmup < 0:
             raise ConfigError(f"warmup must be a number of epochs >= 0, got {warmup!r}")
         if q_x not in Q_X:
             raise ConfigError(f"q_x must be one of {', '.join(Q_X)}, got {q_x!r}")
         self.warmup, self.inv_H, self.q_x, self.eval_ksg = warmup, bool(inv_H), q_x, bool(eval_ksg)
+        self.frames = bool(frames)
         self._pairs: list[tuple[Tensor, Tensor]] = []
+        self._view: list[dict[str, Tensor]] = []
+        self.views: list[dict[str, Tensor]] = []  # with ``frames``: one per evaluation, checkpointed
 
     def beta(self, epoch: int) -> float:
         return warmup_weight(epoch, self.warmup)
@@ -136,7 +143,17 @@ class GaussianMIMObjective(Objective):
         return 1.0
 
     def start_evaluation(self) -> None:
-        self._pairs = []
+        self._pairs, self._view = [], []
+
+    def _keep_view(self, terms: dict[str, Tensor]) -> None:
+        """The first ``FRAME_POINTS`` points of a pass: x, a sampled reconstruction and q(z|x) (E1's
+        animation frames, docs/mim.md §6.2)."""
+        kept = sum(len(v["x"]) for v in self._view)
+        if kept < FRAME_POINTS:
+            n = FRAME_POINTS - kept
+            recon = terms["p_mean"][:n] + terms["p_std"][:n] * torch.randn_like(terms["p_mean"][:n])
+            self._view.append({"x": terms["x"][:n].cpu(), "x_recon": recon.cpu(), "q_mean": terms["q_mean"][:n].cpu(),
+                               "q_std": terms["q_std"][:n].cpu()})  # fmt: skip
 
     @torch.no_grad()
     def eval_step(self, model, batch):
@@ -148,25 +165,37 @@ class GaussianMIMObjective(Objective):
         with torch.random.fork_rng(devices=[x.device] if x.device.type == "cuda" else []):
             torch.manual_seed(seed)
             enc_loss, dec_loss, terms = self.loss_terms(model, batch, self.eval_beta())
+            if self.frames:
+                self._keep_view(terms)
         if self.eval_ksg:
             self._pairs.append((terms["x"], terms["z"]))
         loss = enc_loss if dec_loss is None else (enc_loss + dec_loss) / 2
         return {"loss": loss, "H_q_x": -terms["log_qx"].mean(), "recon_nll": -terms["log_px_z"].mean()}
 
     def finish_evaluation(self, model) -> dict[str, float]:
+        if self.frames and self._view:
+            self.views.append({k: torch.cat([v[k] for v in self._view]) for k in self._view[0]})
+            self._view = []
         if not self.eval_ksg or not self._pairs:
             return {}
         x, z = (torch.cat(parts).cpu().numpy() for parts in zip(*self._pairs))
         self._pairs = []
         return {"MI_ksg": ksg_mi(x, z, k=5)}
 
+    def state_dict(self) -> dict:
+        return {"views": list(self.views)} if self.frames else {}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.views = list(state.get("views", []))
+
 
 @OBJECTIVES.register("mim")
 class MIM(GaussianMIMObjective):
     """A-MIM, or S-MIM with ``sample=True`` (docs/mim.md §3.2); ``inv_H``: MIM - H."""
 
-    def __init__(self, sample: bool = True, warmup: int = 3, inv_H: bool = False, q_x: str = "marginal", eval_ksg: bool = True):
-        super().__init__(warmup, inv_H, q_x, eval_ksg)
+    def __init__(self, sample: bool = True, warmup: int = 3, inv_H: bool = False, q_x: str = "marginal", eval_ksg: bool = True,
+                 frames: bool = False):  # fmt: skip
+        super().__init__(warmup, inv_H, q_x, eval_ksg, frames)
         self.sample = bool(sample)
 
     def pass_loss(self, t: dict[str, Tensor], beta: float) -> Tensor:
