@@ -8,16 +8,6 @@
 # Then: python -m genlab.analysis.mim (or notebooks/mim.ipynb) draws the figures.
 # Environment: SEEDS (default "1 2 3 4 5 6 7 8 9 10"), GENLAB_MONGO (record to MongoDB too),
 # OMP_NUM_THREADS (default 1: these tiny MLPs run fastest on one thread; run several jobs side by side).
-export OMP_NUM_THREADS="${OMP_NUM_THREADS:-1}"
-source "$(dirname "${BASH_SOURCE[0]}")/../lib/sweep.sh"
-commands() {
-  local seed loss value
-  for loss in mim vae; do
-    for value in 2 4 6 8 10 12 14 16 18 20; do
-      for seed in ${SEEDS:-1 2 3 4 5 6 7 8 9 10}; do
-        echo "python -m experiments.mim with e5 training.$loss model.options.z_dim=$value seed=$seed"
-      done
-    done
-  done
-}
+source "$(dirname "${BASH_SOURCE[0]}")/../lib/mim.sh"
+commands() { mim_grid e5 model.options.z_dim "2 4 6 8 10 12 14 16 18 20" "mim vae"; }
 sweep_main "$@"

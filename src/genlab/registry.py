@@ -11,6 +11,8 @@ any import list.
 
 from __future__ import annotations
 
+import operator
+
 import importlib
 import inspect
 import pkgutil
@@ -116,3 +118,14 @@ def check_options(owner: str, fn: Callable, options: Mapping[str, Any], skip: It
         raise ConfigError(
             f"{owner} has no {noun}(s) {', '.join(unknown)}; its {noun}s are: {', '.join(sorted(known)) or '(none)'}"
         )
+
+
+def positive_int(value, what: str) -> int:
+    """``value`` as an int >= 1 (a dataset size, a count), or a ``ConfigError`` naming ``what``."""
+    try:
+        count = operator.index(value)
+    except TypeError:
+        raise ConfigError(f"{what} must be an integer, got {value!r}") from None
+    if count < 1:
+        raise ConfigError(f"{what} must be at least 1, got {count}")
+    return count

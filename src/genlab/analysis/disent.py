@@ -184,11 +184,6 @@ def run_figure(run: Run, out_dir: str | Path, n: int = 8) -> Path:
     return path
 
 
-def _save(fig, path: Path) -> Path:
-    fig.savefig(path, dpi=110, bbox_inches="tight")
-    plt.close(fig)
-    return path
-
 
 def split_figures(runs: pd.DataFrame, out_dir: str | Path, n: int = 5) -> dict[str, Path]:
     """For the runs of one (dataset, condition, variant): ``<variant>-metrics.csv`` (every run, with
@@ -211,19 +206,19 @@ def split_figures(runs: pd.DataFrame, out_dir: str | Path, n: int = 5) -> dict[s
     title = f"{dataset} {condition} {variant}"
     fig = plots.nll_vs_disentanglement(selected, title=title)
     plots.note_not_paper_setting(fig, selected[DIFFERS])
-    paths["disent_vs_nll"] = _save(fig, out_dir / f"{variant}-disent_vs_nll.png")
+    paths["disent_vs_nll"] = plots.save_figure(fig, out_dir / f"{variant}-disent_vs_nll.png")
 
     vae_first = sorted(chosen, key=lambda r: r.config["training"]["objective"] == "gt_decoder")
     renderers = {model_label(r.config): renderer(r) for r in vae_first}
     fig = plots.reconstructions(renderers, example_batches(load_data(first), n))
-    paths["reconstructions"] = _save(fig, out_dir / f"{variant}-reconstructions.png")
+    paths["reconstructions"] = plots.save_figure(fig, out_dir / f"{variant}-reconstructions.png")
 
     panels = {}
     for r in vae_first:
         names = r.info["factor_names"]
         R = np.eye(len(names)) if r.config["training"]["objective"] == "gt_decoder" else np.asarray(r.info["dci_R"])
         panels[model_label(r.config)] = (R, names)
-    paths["hinton"] = _save(plots.hinton_panels(panels), out_dir / f"{variant}-hinton.png")
+    paths["hinton"] = plots.save_figure(plots.hinton_panels(panels), out_dir / f"{variant}-hinton.png")
     return paths
 
 
@@ -242,7 +237,7 @@ def dataset_figure(table: pd.DataFrame, dataset: str, out_dir: str | Path) -> Pa
     plots.note_not_paper_setting(fig, selected[DIFFERS])
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    return _save(fig, out_dir / "disent_vs_nll.png")
+    return plots.save_figure(fig, out_dir / "disent_vs_nll.png")
 
 
 def paper_figures(runs: pd.DataFrame, out_root: str | Path | None = None) -> dict[str, Any]:

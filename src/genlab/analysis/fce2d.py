@@ -242,12 +242,6 @@ def other_runs_vs_original(table: pd.DataFrame) -> pd.DataFrame:
     return _against_original(others)[[*COMPARED, DIFFERS]]
 
 
-def _save(fig, path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110, bbox_inches="tight")
-    plt.close(fig)
-    return path
-
 
 def figures(runs: pd.DataFrame, out_dir: str | Path | None = None, n: int = 300) -> dict[str, Path]:
     """``results.csv`` (every run, with ``differs_from_paper``), ``paper-comparison.csv`` (the runs in
@@ -265,8 +259,8 @@ def figures(runs: pd.DataFrame, out_dir: str | Path | None = None, n: int = 300)
     compare_with_original(table).to_csv(paths["comparison"], index=False)
     other_runs_vs_original(table).to_csv(paths["other_runs"], index=False)
     for dataset, group in runs.groupby("dataset.name", sort=True):
-        paths[f"{dataset}-densities"] = _save(density_figure(group, n), out_dir / f"{dataset}-densities.png")
-        paths[f"{dataset}-curves"] = _save(curves_figure(group), out_dir / f"{dataset}-curves.png")
+        paths[f"{dataset}-densities"] = plots.save_figure(density_figure(group, n), out_dir / f"{dataset}-densities.png")
+        paths[f"{dataset}-curves"] = plots.save_figure(curves_figure(group), out_dir / f"{dataset}-curves.png")
     return paths
 
 

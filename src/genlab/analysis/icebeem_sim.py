@@ -282,12 +282,6 @@ def figure(summary: pd.DataFrame, readout: str = "mcc_paper"):
     return fig
 
 
-def _save(fig, path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110, bbox_inches="tight")
-    plt.close(fig)
-    return path
-
 
 def figures(runs: pd.DataFrame, out_dir: str | Path | None = None) -> dict[str, Path]:
     """``results.csv`` (every run), ``summary.csv`` (over seeds), ``paper-comparison.csv`` and the
@@ -304,7 +298,7 @@ def figures(runs: pd.DataFrame, out_dir: str | Path | None = None) -> dict[str, 
     means.to_csv(paths["summary"], index=False)
     paper_comparison(means).to_csv(paths["comparison"], index=False)
     for readout in READOUTS:
-        paths[f"figure_{readout}"] = _save(figure(means, readout), out_dir / f"{readout}.png")
+        paths[f"figure_{readout}"] = plots.save_figure(figure(means, readout), out_dir / f"{readout}.png")
     return paths
 
 

@@ -539,12 +539,6 @@ def e1_figure(table: pd.DataFrame, fig=None):
 # --- output ---------------------------------------------------------------------------------------
 
 
-def _save(fig, path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110, bbox_inches="tight")
-    plt.close(fig)
-    return path
-
 
 def _out(out_dir: str | Path | None) -> Path:
     out = Path(out_dir) if out_dir is not None else results_dir(EXPERIMENT)
@@ -569,7 +563,7 @@ def write_sweep(table: pd.DataFrame, experiment: str, out_dir: str | Path | None
     path = out / f"summary_{experiment}.csv"
     sweep_summary(table, experiment).to_csv(path, index=False)
     return {f"summary_{experiment}": path,
-            f"sweep_{experiment}": _save(sweep_figure(table, experiment), out / f"sweep_{experiment}.png")}  # fmt: skip
+            f"sweep_{experiment}": plots.save_figure(sweep_figure(table, experiment), out / f"sweep_{experiment}.png")}  # fmt: skip
 
 
 def write_e1(table: pd.DataFrame, out_dir: str | Path | None = None) -> dict[str, Path]:
@@ -579,9 +573,9 @@ def write_e1(table: pd.DataFrame, out_dir: str | Path | None = None) -> dict[str
     if fig is None:
         return {}
     out = _out(out_dir)
-    paths = {"e1": _save(fig, out / "e1.png")}
+    paths = {"e1": plots.save_figure(fig, out / "e1.png")}
     for _, row in table[table["experiment"] == "E1"].iterrows():
-        paths[f"toy_{row['run_id']}"] = _save(toy_figure(row["run"]), out / f"toy_{row['run_id']}.png")
+        paths[f"toy_{row['run_id']}"] = plots.save_figure(toy_figure(row["run"]), out / f"toy_{row['run_id']}.png")
         if "toy_frames.pt" in row["run"].artifact_names():
             paths[f"animation_{row['run_id']}"] = animation(row["run"], out / f"animation_{row['run_id']}.gif")
     return paths

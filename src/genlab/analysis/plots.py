@@ -3,6 +3,8 @@ NLL vs disentanglement. Each function draws on matplotlib and returns the Figure
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import textwrap
 from typing import Callable, Iterable, Mapping, Sequence
 
@@ -146,3 +148,12 @@ def nll_vs_disentanglement(table, label: str = "model", ax=None, title: str | No
         ax.set_title(title, fontsize=9)
     ax.legend(fontsize=7, title="o train   □ test", title_fontsize=7)
     return ax.figure
+
+
+def save_figure(fig, path: Path) -> Path:
+    """Write ``fig`` to ``path`` (its folder made if needed; 110 dpi, tight) and close it."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110, bbox_inches="tight")
+    plt.close(fig)
+    return path

@@ -24,7 +24,6 @@ batch comes from the generator the caller passes to ``draw``.
 from __future__ import annotations
 
 import math
-import operator
 
 import torch
 from torch import Tensor
@@ -32,6 +31,7 @@ from torch import Tensor
 from genlab.data.registry import DATASETS, DatasetSpec
 from genlab.data.sources import DataParts
 from genlab.errors import ConfigError
+from genlab.registry import positive_int
 
 Device = torch.device | str
 
@@ -117,7 +117,7 @@ class MixtureStream:
 
     def __init__(self, mixture: GaussianMixture, n: int = N_PER_PASS, device: Device = "cpu"):
         self.mixture = mixture.to(device)
-        self.n = _count(n, "n")
+        self.n = positive_int(n, "n")
 
     @property
     def device(self) -> torch.device:
@@ -135,16 +135,6 @@ class MixtureStream:
 
     def __repr__(self) -> str:
         return f"MixtureStream({self.mixture.name!r}, n={self.n}, device={self.device})"
-
-
-def _count(value: int, what: str) -> int:
-    try:
-        count = operator.index(value)
-    except TypeError:
-        raise ConfigError(f"{what} must be an integer, got {value!r}") from None
-    if count < 1:
-        raise ConfigError(f"{what} must be at least 1, got {count}")
-    return count
 
 
 def _toy4_means() -> Tensor:
@@ -251,7 +241,7 @@ def _register(name: str) -> None:
             name,
             train=MixtureStream(mix, n, device),
             test=MixtureStream(mix, n, device),
-            info={"input_shape": [d], "n_per_pass": _count(n, "n"), "components": k},
+            info={"input_shape": [d], "n_per_pass": positive_int(n, "n"), "components": k},
             model_inputs={"input_shape": [d], "n_classes": k},
         )
 

@@ -20,16 +20,16 @@ from __future__ import annotations
 
 import functools
 import math
-import operator
 from dataclasses import dataclass
 from typing import Callable
 
 import torch
 from torch import Tensor
 
-from genlab.errors import ConfigError
 from genlab.data.registry import DATASETS, DatasetSpec
 from genlab.data.sources import DataParts
+from genlab.errors import ConfigError
+from genlab.registry import positive_int
 
 Device = torch.device | str
 Generator2D = Callable[[int, torch.Generator, Device], Tensor]
@@ -187,21 +187,11 @@ def pinwheel(n: int, generator: torch.Generator, device: Device) -> Tensor:
     return x[torch.randperm(n, generator=generator, device=device)]
 
 
-def _count(value: int, what: str) -> int:
-    try:
-        count = operator.index(value)
-    except TypeError:
-        raise ConfigError(f"{what} must be an integer, got {value!r}") from None
-    if count < 1:
-        raise ConfigError(f"{what} must be at least 1, got {count}")
-    return count
-
-
 def sample_toy2d(name: str, n: int, seed: int, device: Device = "cpu") -> Tensor:
     """(n, 2) float32 points of dataset ``name`` on ``device``, drawn from a generator seeded with
     ``seed`` (the same seed on the same device type gives the same points)."""
     generate = recipe(name)
-    n = _count(n, "n")
+    n = positive_int(n, "n")
     return generate(n, make_generator(seed, device), device)
 
 
@@ -289,8 +279,8 @@ def load_toy2d(name: str, n_train: int, n_eval: int, seed: int, device: Device =
     ``torch.manual_seed`` does not change the data (unlike the original, docs/fce.md §3.4).
     """
     generate = recipe(name)
-    n_train = _count(n_train, "n_train")
-    n_eval = _count(n_eval, "n_eval")
+    n_train = positive_int(n_train, "n_train")
+    n_eval = positive_int(n_eval, "n_eval")
     device = torch.device(device)
     train = generate(n_train, make_generator(seed, device), device)
     held_out = generate(n_eval, make_generator(eval_seed(seed), device), device)

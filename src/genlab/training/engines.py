@@ -334,6 +334,9 @@ def fit(
     if evaluate_best and best_file is not None:
         Checkpoint.load_objects({"model": eval_model}, torch.load(best_file, map_location="cpu", weights_only=False))
         val_metrics = dict(best_metrics)
+    elif evaluate_best:
+        logger.warning("no evaluation counted for the best weights (none at or after iteration %d, the selection gate); "
+                       "the results describe the last weights", gate)
     total = sum(p.length(n_batches) for p in phases)
     return FitResult(
         iterations=trainer.state.iteration,
