@@ -45,6 +45,7 @@ the objective's checkpointed state: the frames of E1's animation (``toy_frames.p
 
 from __future__ import annotations
 
+import abc
 import math
 
 import torch
@@ -123,9 +124,9 @@ class GaussianMIMObjective(Objective):
     def beta(self, epoch: int) -> float:
         return warmup_weight(epoch, self.warmup)
 
+    @abc.abstractmethod
     def loss_terms(self, model, batch: dict, beta: float) -> tuple[Tensor, Tensor | None, dict[str, Tensor]]:
         """(L_enc, L_dec or None, the encoding pass's terms) at ``beta``."""
-        raise NotImplementedError
 
     def train_step(self, model, optimizers, batch, progress):
         model.train()
