@@ -21,7 +21,6 @@ Command line::
 
 from __future__ import annotations
 
-import argparse
 import math
 from pathlib import Path
 from typing import Any, Mapping
@@ -33,7 +32,7 @@ import torch
 
 from genlab.analysis import plots
 from genlab.analysis.paper_setting import DIFFERS, differs_from_paper, split_runs
-from genlab.analysis.runs import Run, load_model, load_runs
+from genlab.analysis.runs import Run, analysis_parser, load_model, load_runs
 from genlab.data.toy2d import sample_toy2d
 from genlab.metrics.density_grid import grid_cell_area, grid_log_density, normalise_on_grid
 from genlab.paths import results_dir, sims_dir
@@ -265,9 +264,7 @@ def figures(runs: pd.DataFrame, out_dir: str | Path | None = None, n: int = 300)
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m genlab.analysis.fce2d", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--source", default=None, help="fce2d runs: file-store directory or mongodb://host:port/db")
-    parser.add_argument("--out", default=None, help="output directory (default data/results/fce2d)")
+    parser = analysis_parser("fce2d", __doc__)
     parser.add_argument("--grid", type=int, default=300, help="grid points per axis")
     args = parser.parse_args(argv)
     runs = load_fce_runs(args.source)

@@ -35,7 +35,6 @@ Command line::
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -46,7 +45,7 @@ from matplotlib.lines import Line2D
 
 from genlab.analysis import plots
 from genlab.analysis.paper_setting import DIFFERS, config_values
-from genlab.analysis.runs import MISSING, Run, canonical, load_runs, lookup
+from genlab.analysis.runs import MISSING, Run, analysis_parser, canonical, load_runs, lookup
 from genlab.paths import results_dir, sims_dir
 from genlab.training.phases import parse_phases
 
@@ -303,9 +302,7 @@ def figures(runs: pd.DataFrame, out_dir: str | Path | None = None) -> dict[str, 
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m genlab.analysis.icebeem_sim", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--source", default=None, help="icebeem_sim runs: file-store directory or mongodb://host:port/db")
-    parser.add_argument("--out", default=None, help="output directory (default data/results/icebeem_sim)")
+    parser = analysis_parser("icebeem_sim", __doc__)
     args = parser.parse_args(argv)
     runs = load_sim_runs(args.source)
     paths = figures(runs, args.out)

@@ -40,7 +40,6 @@ Command line::
 
 from __future__ import annotations
 
-import argparse
 import io
 import math
 from pathlib import Path
@@ -56,7 +55,7 @@ from matplotlib.patches import Ellipse
 
 from genlab.analysis import plots
 from genlab.analysis.paper_setting import DIFFERS, config_values
-from genlab.analysis.runs import MISSING, Run, canonical, flatten_config, load_runs, lookup
+from genlab.analysis.runs import MISSING, Run, analysis_parser, canonical, flatten_config, load_runs, lookup
 from genlab.evaluations.base import evaluation_options
 from genlab.paths import results_dir, sims_dir
 from genlab.training.phases import parse_phases
@@ -595,9 +594,7 @@ def figures(table: pd.DataFrame, out_dir: str | Path | None = None) -> dict[str,
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m genlab.analysis.mim", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--source", default=None, help="mim runs: file-store directory or mongodb://host:port/db")
-    parser.add_argument("--out", default=None, help="output directory (default data/results/mim)")
+    parser = analysis_parser("mim", __doc__)
     args = parser.parse_args(argv)
     table = runs_table(args.source)
     paths = figures(table, args.out)

@@ -952,3 +952,15 @@ if __name__ == "__main__":  # python -m genlab.analysis.runs sync <file store> <
     from genlab.analysis.sync import main
 
     raise SystemExit(main(sys.argv[2:]))
+
+
+def analysis_parser(experiment: str, doc: str) -> "argparse.ArgumentParser":
+    """The command line of ``python -m genlab.analysis.<experiment>``: ``--source`` (a file-store
+    directory or a Mongo URL; default ``data/sims/<experiment>``) and ``--out`` (default
+    ``data/results/<experiment>``); the module adds its own options."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog=f"python -m genlab.analysis.{experiment}", description=doc.split("\n\n")[0])
+    parser.add_argument("--source", default=None, help=f"{experiment} runs: file-store directory or mongodb://host:port/db")
+    parser.add_argument("--out", default=None, help=f"output directory (default data/results/{experiment})")
+    return parser

@@ -23,7 +23,6 @@ Command line::
 
 from __future__ import annotations
 
-import argparse
 import io
 from pathlib import Path
 from typing import Any, Mapping
@@ -33,7 +32,7 @@ import pandas as pd
 import torch
 
 from genlab.analysis.paper_setting import DIFFERS, differs_from_paper
-from genlab.analysis.runs import load_runs, lookup
+from genlab.analysis.runs import analysis_parser, load_runs, lookup
 from genlab.paths import results_dir, sims_dir
 
 EXPERIMENT = "symvae"
@@ -169,9 +168,7 @@ def figures(runs: pd.DataFrame, out_dir=None) -> dict[str, Path]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m genlab.analysis.symvae", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--source", default=None, help="symvae runs: file-store directory or mongodb://host:port/db")
-    parser.add_argument("--out", default=None, help="output directory (default data/results/symvae)")
+    parser = analysis_parser("symvae", __doc__)
     args = parser.parse_args(argv)
     runs = load_symvae_runs(args.source)
     paths = figures(runs, args.out)
