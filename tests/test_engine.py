@@ -320,3 +320,20 @@ def test_max_iterations_caps_a_run_of_phases_wherever_it_falls():
     model, objective, opts = setup()
     result = fit(model, objective, opts, ShuffledBatches(points(), 10, seed=1), phases=parse_phases(PHASES), max_iterations=9)
     assert result.iterations == 9 and [s[2] for s in objective.seen] == ["warm"] * 6 + ["both"] * 3
+
+
+def test_epoch_medians_are_the_medians_of_each_epochs_step_values_and_survive_a_resume_mid_epoch(tmp_path):
+    def run(n, directory, resume=None):
+        model, objective, opts = setup()
+        logged = []
+        fit(model, objective, opts, ShuffledBatches(points(), 10, seed=3), max_iterations=n, epoch_medians=["score"],
+            log=lambda name, v, s: logged.append((name, v, s)), checkpoint_dir=directory, checkpoint_every=6, resume=resume)
+        return [(v, s) for name, v, s in logged if name == "epoch.score_median"]
+
+    # "score" is 1, 2, 3 ... (the count of steps this objective took); 4 batches an epoch
+    assert run(12, tmp_path / "a") == [(2.5, 4), (6.5, 8), (10.5, 12)]
+    run(6, tmp_path / "b")  # stopped in the middle of the second epoch
+    resumed = run(12, tmp_path / "b", resume=tmp_path / "b")
+    # the resumed objective counts from 1 again: steps 7, 8 score 1, 2 after the checkpointed 5, 6, so
+    # the second epoch's median is that of 5, 6, 1, 2 (the checkpoint carried the first two)
+    assert resumed == [(3.5, 8), (4.5, 12)]

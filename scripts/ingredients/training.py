@@ -47,6 +47,7 @@ def _common():
     eval_every = 1000  # iterations between evaluations on the validation data, "epoch", or "phase" (ends of phases with evaluate)
     eval_batch_size = 512
     log_every = 100  # iterations between logged means of the training-step quantities
+    epoch_medians = []  # training-step quantities whose median over each epoch is logged as epoch.<q>_median
     checkpoint_every = 1000
     n_saved = 2  # checkpoints kept
     select = None  # keep the best evaluation's weights by this validation quantity (e.g. "val.loss"), or None
@@ -131,6 +132,9 @@ def training_ingredient(
             raise ValueError("training.nproc_per_node > 1 needs training.backend (gloo on CPU, nccl on GPUs)")
         if cfg["backend"] is not None and cfg["batch_size"] % cfg["nproc_per_node"]:
             raise ValueError(f"training.batch_size={cfg['batch_size']} cannot be split over {cfg['nproc_per_node']} processes")
+        medians = cfg.get("epoch_medians") or []
+        if not (isinstance(medians, (list, tuple)) and all(isinstance(q, str) and q for q in medians)):
+            raise ValueError(f"training.epoch_medians must be a list of training-step quantity names, got {medians!r}")
         if cfg["sampler"] not in SAMPLERS:
             raise ValueError(f"unknown training.sampler {cfg['sampler']!r}; valid: {', '.join(SAMPLERS)}")
         progress_mode(cfg["progress"]), check_every(cfg["progress_every"])  # a wrong value lists the valid ones
@@ -179,7 +183,7 @@ def fit_options(cfg: Mapping[str, Any], optimizers: Mapping[str, Any]) -> dict[s
         phases=parse_phases(cfg["phases"], iterations=cfg["max_iterations"], epochs=cfg["epochs"]),
         max_iterations=cfg["max_iterations"] if cfg["phases"] is not None else None,  # a cap on phased runs (smoke)
         schedulers=build_schedulers(cfg["scheduler"], optimizers, cfg["scheduler_options"]),
-        eval_every=cfg["eval_every"], log_every=cfg["log_every"],
+        eval_every=cfg["eval_every"], log_every=cfg["log_every"], epoch_medians=tuple(cfg.get("epoch_medians") or ()),
         checkpoint_every=cfg["checkpoint_every"], n_saved=cfg["n_saved"], resume=cfg["resume"],
         select=selection(cfg), evaluate_best=bool(cfg["evaluate_best"]),
         early_stopping_patience=cfg["early_stopping_patience"],

@@ -36,6 +36,7 @@ from genlab.training.checkpoints import Checkpointer, iteration_of, load_checkpo
 from genlab.training.handlers import (
     DictMean,
     EpochMeans,
+    EpochMedians,
     GracefulInterrupt,
     LogFn,
     NonFiniteLossError,
@@ -146,6 +147,7 @@ def fit(
     eval_every: int | str = 1000,
     log: LogFn | None = None,
     log_every: int = 100,
+    epoch_medians: Sequence[str] = (),
     checkpoint_dir: str | Path | None = None,
     checkpoint_every: int = 1000,
     n_saved: int = 2,
@@ -177,6 +179,8 @@ def fit(
     ``ema_warmup``: its decay at the t-th update of a phase is min(ema_decay, (1 + t) / (10 + t)), as
     TensorFlow's ``ExponentialMovingAverage`` with ``num_updates`` (TCL's original, docs/icebeem.md §4d),
     so that the average forgets the weights before each phase.
+    ``epoch_medians``: training-step quantities whose median over each epoch of the training stream
+    is logged as ``epoch.<q>_median`` (ICE-BeeM's transfer metric).
     ``on_checkpoint(path, iteration)`` is called after each checkpoint is written; ``on_resume(path)``
     right after the state is restored from the checkpoint file ``path`` (to apply settings that may
     change on resume).
@@ -245,6 +249,8 @@ def fit(
     elif evaluate_ema:
         raise ValueError("evaluate_ema needs an EMA (ema_decay)")
     to_save["train_logging"] = TrainLogging(log, every=log_every).attach(trainer)
+    if epoch_medians:  # before the checkpointer, so that an epoch's end is closed in the checkpoint written there
+        to_save["epoch_medians"] = EpochMedians(epoch_medians, log).attach(trainer)
 
     early_stopping, best, best_metrics, last_eval = None, None, {}, {}
     history: dict[str, list] = {"evaluations": []}  # (iteration, metrics) of every evaluation of the run
@@ -302,7 +308,7 @@ def fit(
 
     resumed_from = None
     if resume is not None:
-        resumed_from = load_checkpoint(to_save, resume, optional=("phases", "epoch_means", "best_metrics", "train_logging", "last_eval",
+        resumed_from = load_checkpoint(to_save, resume, optional=("phases", "epoch_means", "epoch_medians", "best_metrics", "train_logging", "last_eval",
                                                                   "val_history"))
         tracker.resume_at(trainer.state.iteration)
         if best is not None:

@@ -11,7 +11,7 @@ import random
 import signal
 from numbers import Number
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -87,6 +87,41 @@ class EpochMeans:
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         self._sums, self._count, self._last = dict(state["sums"]), int(state["count"]), dict(state["last"])
+
+
+class EpochMedians:
+    """The median over the current epoch of each named training-step quantity, logged as
+    ``epoch.<q>_median`` at the epoch's last iteration (ICE-BeeM's transfer metric is the median of
+    the last epoch's batch losses, docs/icebeem.md §7). Checkpointed, so an epoch cut by a resume
+    still takes all of its iterations. Attach it before the checkpointer: its epoch closes first."""
+
+    def __init__(self, names: Sequence[str], log: LogFn):
+        self.names, self.log = tuple(names), log
+        self._values: dict[str, list[float]] = {name: [] for name in self.names}
+
+    def attach(self, trainer: Engine) -> "EpochMedians":
+        trainer.add_event_handler(Events.ITERATION_COMPLETED, self._add)
+        trainer.add_event_handler(Events.EPOCH_COMPLETED, self._close)
+        return self
+
+    def _add(self, engine: Engine) -> None:
+        output = engine.state.output
+        for name in self.names:
+            if name not in output:
+                raise KeyError(f"training.epoch_medians names {name!r}, but the train step returns {', '.join(sorted(output))}")
+            self._values[name].append(as_float(output[name]))
+
+    def _close(self, engine: Engine) -> None:
+        for name, values in self._values.items():
+            if values:
+                self.log(f"epoch.{name}_median", float(np.median(values)), engine.state.iteration)
+        self._values = {name: [] for name in self.names}
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"values": {k: list(v) for k, v in self._values.items()}}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        self._values = {name: list(state["values"].get(name, [])) for name in self.names}
 
 
 class TrainLogging:
