@@ -84,6 +84,15 @@ def digits_batch(seed: int = 0) -> dict[str, torch.Tensor]:
     return {"x": (torch.rand(N, 1, 28, 28, generator=g) < 0.3).float()}
 
 
+def labelled_batch(seed: int = 0) -> dict[str, torch.Tensor]:
+    """Grey images in [0, 1] with class labels, the input ICE-BeeM's image EBMs take."""
+    g = torch.Generator().manual_seed(seed)
+    return {"x": torch.rand(N, *SHAPE, generator=g), "y": torch.randint(K, (N,), generator=g), "index": torch.arange(N)}
+
+
+IMAGE_EBM = {"ngf": 8, "feature_size": 4}  # ConvMLP with BatchNorm and Dropout
+IMAGE_INPUTS = {"input_shape": SHAPE, "n_classes": K}
+
 # --- fixtures ------------------------------------------------------------------------------------
 
 
@@ -181,6 +190,11 @@ FIXTURES: dict[str, Fixture] = {
         Fixture("ae", "gaussian_mlp", {"mid_dim": 8}, {"input_shape": (2,)}, points_batch, moves_every_parameter=False,
                 has_buffers=False),
         Fixture("tcl", "tcl", {"n_layers": 2}, SIMULATION, segments_batch),
+        # ICE-BeeM's image EBMs (docs/icebeem.md §4b): the unconditional baseline and the conditional one. The
+        # score -grad_x E of a piecewise-linear net does not depend on the biases that only shift a pre-activation
+        # (the convolutions' before BatchNorm, the MLP head's before its leaky ReLU and after it): no gradient there
+        Fixture("dsm", "image_ebm", IMAGE_EBM, IMAGE_INPUTS, labelled_batch, moves_every_parameter=False),
+        Fixture("cdsm", "image_ebm", IMAGE_EBM, IMAGE_INPUTS, labelled_batch, moves_every_parameter=False),
     ]
 }  # fmt: skip
 

@@ -9,7 +9,9 @@ is a named config too (``dataset.dsprites``, ``dataset.8gaussians``), as is ``da
 ``dataset.name`` is a key of ``genlab.data.DATASETS``; the builder's options are the kind's loader
 keys at the top level (``dataset.source``, ``dataset.n_train`` ...) and the rest under
 ``dataset.options`` (shown with their defaults); ``dataset.condition`` / ``dataset.variant`` name a
-generalisation split (factor datasets only); ``dataset.transforms`` lists per-batch transforms of the
+generalisation split (factor datasets only); ``dataset.labels`` / ``dataset.n_labels`` /
+``dataset.first_n`` (experiments that take ``labelled_images`` only) select the kept or held-out
+classes and the first training examples (``genlab.data.labels``); ``dataset.transforms`` lists per-batch transforms of the
 training batches (``genlab.data.transforms``), ``dataset.eval_transforms`` those of evaluation
 batches. Unknown names and options fail at start-up, before any data is read.
 """
@@ -21,7 +23,8 @@ from typing import Callable, Sequence
 import numpy as np
 from sacred import Ingredient
 
-from genlab.data import DATASETS, check_dataset, load_dataset, names_of_kinds
+from genlab.data import DATASETS, check_dataset, load_dataset, names_of_kinds, selection
+from genlab.data.labels import describe_selection
 from genlab.data.streams import stream_batch
 from genlab.data.transforms import parse as parse_transforms
 from genlab.registry import UnknownNameError
@@ -38,6 +41,12 @@ def _common():
     tiny = False  # the dataset's smoke-size version
 
 
+def _label_selection():
+    labels = "all"  # labelled_images: all classes, "kept" (0..n_labels-1) or "held_out" (n_labels.., re-indexed from 0)
+    n_labels = None  # the number of kept classes (ICE-BeeM: 8, or 85 for CIFAR-100); needed unless labels="all"
+    first_n = None  # keep the first first_n training examples after the label selection (None: all; test parts uncut)
+
+
 def _filled(name, options):
     options = {**(DATASETS.get(name).options() if name in DATASETS else {}), **options}  # with their defaults
 
@@ -46,6 +55,8 @@ def dataset_ingredient(kinds: Sequence[str], defaults: Callable, named: Sequence
     kinds = tuple(kinds)
     dataset = Ingredient("dataset")
     dataset.config(_common)
+    if "labelled_images" in kinds:  # genlab.data.labels: the kept / held-out classes of ICE-BeeM (docs/icebeem.md §5c)
+        dataset.config(_label_selection)
     dataset.config(defaults)
     dataset.config(_filled)
 
@@ -79,9 +90,12 @@ def dataset_ingredient(kinds: Sequence[str], defaults: Callable, named: Sequence
             for factor, values in zip(spec.grid.names, spec.grid.values):
                 shown = np.array2string(np.asarray(values), precision=3, threshold=8, max_line_width=90)
                 print(f"  {factor:<18} {len(values):>3} values  {shown}")
-        data = load_dataset(_config, "cpu", 0)
+        data = load_dataset(_config, "cpu", 0)  # after the label selection: the sizes below are the selected ones
         if getattr(data, "variant", None) is not None:
             print(f"split: condition={_config.get('condition')} variant={data.variant}")
+        if "labels" in _config:
+            labels, n_labels, first_n = selection(_config)
+            print("  " + describe_selection(labels, n_labels, first_n, spec.model_inputs().get("n_classes")))
         for part, source in (("train", data.train), ("val", data.val), ("test", data.test)):
             if source is not None:
                 print(f"  {part:<5} {len(source):>9,} examples")

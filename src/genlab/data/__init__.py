@@ -4,7 +4,9 @@
 ``dataset`` config: it builds the registered dataset (``DATASETS``) on the training device and
 returns its parts (``DataParts``: train / val / test batch sources, what to record, what models may
 read). Datasets with generative factors are cut by a registered split (``load_split_data``); the
-others come in parts from their builder.
+others come in parts from their builder; for ``labelled_images`` datasets the config's ``labels``,
+``n_labels`` and ``first_n`` then select classes and the first training examples
+(``genlab.data.labels``).
 """
 
 from __future__ import annotations
@@ -17,18 +19,22 @@ import torch
 from genlab.errors import ConfigError
 from genlab.data import splits
 from genlab.data.base import FactorGrid, FactorImages
+from genlab.data.labels import check_selection, select_labels
 from genlab.data.registry import DATASETS, KINDS, DatasetKind, DatasetSpec, names_of_kinds
 from genlab.data.sources import BatchSource, DataParts, sample, subset
 from genlab.registry import check_options as _check_options, keyword_defaults, runtime_arguments
 
 __all__ = [
     "DATASETS", "KINDS", "BatchSource", "DataParts", "DatasetKind", "DatasetSpec", "FactorGrid", "FactorImages",
-    "SplitData", "check_dataset", "check_options", "check_split", "load_dataset", "load_split_data", "names_of_kinds",
+    "SELECTION_KEYS", "SplitData", "check_dataset", "check_options", "check_split", "load_dataset", "load_split_data", "names_of_kinds",
     "sample", "subset",
 ]  # fmt: skip
 
 # keys of a ``dataset`` config that are not options of the dataset's builder
-CONFIG_KEYS = ("name", "options", "tiny", "condition", "variant", "val_fraction", "split_seed", "transforms", "eval_transforms")
+CONFIG_KEYS = ("name", "options", "tiny", "condition", "variant", "val_fraction", "split_seed", "transforms", "eval_transforms",
+               "labels", "n_labels", "first_n")  # fmt: skip
+# the label selection of labelled_images datasets (genlab.data.labels) and its defaults
+SELECTION_KEYS = {"labels": "all", "n_labels": None, "first_n": None}
 
 
 @dataclass
@@ -95,13 +101,26 @@ def check_dataset(config: Mapping[str, Any], kinds=None, data: bool = True) -> s
     options = loader_options(config)
     check_options(name, options)
     variant = check_split(name, config.get("condition"), config.get("variant"))
+    labels, n_labels, first_n = selection(config)
+    if (labels, n_labels, first_n) != tuple(SELECTION_KEYS.values()) and spec.kind != "labelled_images":
+        raise ConfigError(f"dataset.labels / n_labels / first_n select classes of labelled_images datasets; "
+                          f"dataset {name!r} is {spec.kind} data: leave them at their defaults")  # fmt: skip
+    check_selection(labels, n_labels, first_n, spec.model_inputs().get("n_classes"))
     if data and spec.rows is not None:  # the files exist, and the split leaves images on both sides
         if config.get("tiny"):
             options = _apply_tiny(spec, options)
         classes, values = spec.rows(**options)
         splits.split_indices(values, classes, name, config.get("condition"), variant,
                              config.get("val_fraction", 0.0), config.get("split_seed", 0))  # fmt: skip
+        if labels == "all" and first_n is not None and first_n > len(values):
+            raise ConfigError(f"dataset.first_n={first_n:,} exceeds the {len(values):,} training examples of {name}: "
+                              f"use a first_n of at most {len(values):,}")  # fmt: skip
     return variant
+
+
+def selection(config: Mapping[str, Any]) -> tuple[Any, Any, Any]:
+    """``(labels, n_labels, first_n)`` of a ``dataset`` config (their defaults where absent)."""
+    return tuple(config.get(k, default) for k, default in SELECTION_KEYS.items())
 
 
 def _apply_tiny(spec: DatasetSpec, options: dict[str, Any]) -> dict[str, Any]:
@@ -167,6 +186,12 @@ def load_dataset(config: Mapping[str, Any], device: torch.device | str = "cpu", 
     check_split(name, config.get("condition"), config.get("variant"))
     if config.get("tiny"):
         options = _apply_tiny(spec, options)
+    labels, n_labels, first_n = selection(config)
+    if labels != "all" or first_n is not None:
+        check_selection(labels, n_labels, first_n, spec.model_inputs().get("n_classes"))  # before the data is read
     runtime = {"device": torch.device(device), "seed": int(seed)}
-    return spec.build(**options, **{k: runtime[k] for k in runtime_arguments(spec.build) if k in runtime})
+    parts = spec.build(**options, **{k: runtime[k] for k in runtime_arguments(spec.build) if k in runtime})
+    if labels != "all" or first_n is not None:  # the kept / held-out classes, the first N (genlab.data.labels)
+        parts = select_labels(parts, labels, n_labels, first_n)
+    return parts
 

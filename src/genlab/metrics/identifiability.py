@@ -56,12 +56,14 @@ def weak_mcc(rep1, rep2, n_components: int = WEAK_COMPONENTS, split: int | None 
     fitted on the in-sample halves."""
     from sklearn.cross_decomposition import CCA
     from sklearn.exceptions import ConvergenceWarning
+    from threadpoolctl import threadpool_limits
 
     a, b = _codes(rep1, rep2)
     inside, outside = halves(len(a), split)
     k = min(int(n_components), a.shape[1], b.shape[1])
     cca = CCA(n_components=k, max_iter=1000)
-    with warnings.catch_warnings():  # scored all the same, as in the original
+    # one BLAS thread: CCA's many small products run ~100x slower on 2 threads when the cores are busy
+    with warnings.catch_warnings(), threadpool_limits(1):  # unconverged: scored all the same, as in the original
         warnings.simplefilter("ignore", ConvergenceWarning)
         cca.fit(a[inside], b[inside])
     scores = {}
