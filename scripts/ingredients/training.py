@@ -56,6 +56,7 @@ def _common():
     select_after_epochs = 0  # ... or before the end of this epoch (whichever is later)
     evaluate_best = False  # end-of-run evaluations and model.pt from the best weights (needs select)
     early_stopping_patience = None  # evaluations without improvement (of select, else val.loss) before stopping
+    early_stopping_after_epochs = None  # evaluations before the end of this epoch never count towards the patience (None: from the selection gate)
     ema = None  # decay of an exponential moving average of the weights (e.g. 0.9999), or None
     ema_warmup = False  # its decay at a phase's t-th update is min(ema, (1 + t) / (10 + t)) (TensorFlow's num_updates)
     evaluate_ema = False  # validate, evaluate and save the moving average instead of the weights
@@ -186,7 +187,7 @@ def fit_options(cfg: Mapping[str, Any], optimizers: Mapping[str, Any]) -> dict[s
         eval_every=cfg["eval_every"], log_every=cfg["log_every"], epoch_medians=tuple(cfg.get("epoch_medians") or ()),
         checkpoint_every=cfg["checkpoint_every"], n_saved=cfg["n_saved"], resume=cfg["resume"],
         select=selection(cfg), evaluate_best=bool(cfg["evaluate_best"]),
-        early_stopping_patience=cfg["early_stopping_patience"],
+        early_stopping_patience=cfg["early_stopping_patience"], early_stopping_after_epochs=cfg.get("early_stopping_after_epochs"),
         ema_decay=cfg["ema"], ema_warmup=bool(cfg["ema_warmup"]), evaluate_ema=bool(cfg["evaluate_ema"]),
         progress=progress_mode(cfg["progress"]), progress_every=cfg["progress_every"],
     )  # fmt: skip

@@ -26,6 +26,14 @@ docs/symvae.md §3.1). Dynamic (Bernoulli) binarisation, drawn afresh for every 
 option: it is the per-batch transform ``binarize`` of ``genlab.data.transforms`` (resume-exact seeding).
 ``n``: keep the first ``n`` training-part images (small runs). The embedded digits are always one
 training part of 5,000 images (``split`` ``train`` or ``all``; ``test`` is refused), with no test part.
+``n_val`` (default 0: no validation part): the last ``n_val`` images of the training part (after ``n``)
+become the validation part ``val`` and the rest stay ``train``; their ``index`` continues the training
+rows' (train rows 0..N-n_val-1, val rows N-n_val..N-1 of the N training-part images). This is MIM's
+dynamic MNIST / FashionMNIST (docs/mim.md §1.5): ``split=train, n_val=10000`` trains on the first 50,000
+training images, validates on the last 10,000 and tests on the 10,000 test images. With ``split=all``
+the last images of the merged part are test images; the embedded digits are sorted by class, so their
+last images are all 9s. ``n_val`` must leave at least one training image (``ConfigError`` naming the
+count otherwise, from the options alone when ``n`` is given, else from the files' headers at start-up).
 
 Storage: uint8 images on the training device (70,000 x 784 bytes), converted to float32 per batch;
 batches are ``{"x": (B, 1, 28, 28) float32 in [0, 1], "y": (B,) int64 label, "index": (B,) int64 row}``.
@@ -290,7 +298,7 @@ class LabelledImages:
 # --- loading ------------------------------------------------------------------------------------
 
 
-def _check(ds: IdxDataset, source, path, split, binarize, threshold, n) -> None:
+def _check(ds: IdxDataset, source, path, split, binarize, threshold, n, n_val=0) -> None:
     """Every check of the options that reads no data."""
     if source not in SOURCES:
         raise ConfigError(f"unknown {ds.name} source {source!r}; valid sources: {', '.join(SOURCES)} (embedded: the "
@@ -309,6 +317,21 @@ def _check(ds: IdxDataset, source, path, split, binarize, threshold, n) -> None:
         raise ConfigError(f"{ds.name} threshold={threshold!r} must be a number in [0, 1)")
     if n is not None and (not isinstance(n, numbers.Integral) or isinstance(n, bool) or n < 1):
         raise ConfigError(f"{ds.name} n={n!r} must be None (all images) or a positive integer")
+    if not isinstance(n_val, numbers.Integral) or isinstance(n_val, bool) or n_val < 0:
+        raise ConfigError(f"{ds.name} n_val={n_val!r} must be a non-negative integer (0: no validation part; the last "
+                          "n_val training-part images become the validation part)")  # fmt: skip
+    if n is not None:
+        _check_n_val(ds, n_val, n, f"n={n}")
+    elif source != "file":
+        _check_n_val(ds, n_val, EMBEDDED_SIZE, f"source={source}")
+
+
+def _check_n_val(ds: IdxDataset, n_val: int, count: int, what: str) -> None:
+    """``n_val`` leaves at least one of the ``count`` training-part images for training."""
+    if n_val >= count:
+        raise ConfigError(f"{ds.name} n_val={n_val:,} must be less than the {count:,} training-part images ({what}): "
+                          f"the last n_val become the validation part and at least one must stay for training; "
+                          f"use an n_val of at most {count - 1:,}")  # fmt: skip
 
 
 def _binarized(images: np.ndarray, binarize, threshold: float) -> tuple[np.ndarray, int]:
@@ -321,12 +344,15 @@ def _binarized(images: np.ndarray, binarize, threshold: float) -> tuple[np.ndarr
 
 
 def load(ds: IdxDataset, source: str = "file", path=None, split: str = "train", binarize=None,
-         threshold: float = SYMVAE_THRESHOLD, n: int | None = None, device: torch.device | str = "cpu") -> DataParts:  # fmt: skip
+         threshold: float = SYMVAE_THRESHOLD, n: int | None = None, device: torch.device | str = "cpu",
+         n_val: int = 0) -> DataParts:  # fmt: skip
     """The parts of ``ds`` for these options on ``device`` (see the module docstring)."""
-    _check(ds, source, path, split, binarize, threshold, n)
+    _check(ds, source, path, split, binarize, threshold, n, n_val)
     info = {"source": source, "path": None, "split": split, "binarize": binarize,
-            "threshold": threshold if binarize else None, "n": n, "subset": None}  # fmt: skip
+            "threshold": threshold if binarize else None, "n": n, "n_val": n_val, "subset": None}  # fmt: skip
     if source == "file":
+        if n_val:  # n_val against the headers' counts, before any image is read
+            rows(ds, source, path, split, binarize, threshold, n, n_val)
         parts = {k: read_split(*ds.locate(path, k)) for k in (("train", "test") if split != "test" else ("test",))}
         info["path"] = str(ds.directory(path))
         if split == "all":
@@ -344,6 +370,13 @@ def load(ds: IdxDataset, source: str = "file", path=None, split: str = "train", 
                         ds.name, STAND_IN, ds.name)  # fmt: skip
     if n is not None:
         parts["train"] = tuple(a[:n] for a in parts["train"])
+    first = {part: 0 for part in parts}  # the row index of each part's first image
+    if n_val:
+        count = len(parts["train"][0])
+        _check_n_val(ds, n_val, count, f"split={split}" + (f", n={n}" if n is not None else ""))
+        train = parts.pop("train")
+        parts = {"train": tuple(a[: count - n_val] for a in train), "val": tuple(a[count - n_val :] for a in train), **parts}
+        first["val"] = count - n_val
     device = torch.device(device)
     sources = {}
     for part, (images, labels) in parts.items():
@@ -351,18 +384,20 @@ def load(ds: IdxDataset, source: str = "file", path=None, split: str = "train", 
         sources[part] = LabelledImages(
             torch.from_numpy(np.require(stored, requirements=["C", "W"]).reshape(-1, *IMAGE_SHAPE)).to(device),
             torch.from_numpy(np.require(labels, requirements=["W"])).to(device),
-            torch.arange(len(labels), device=device), levels, f"{ds.name}/{part}",
+            torch.arange(first[part], first[part] + len(labels), device=device), levels, f"{ds.name}/{part}",
         )  # fmt: skip
     info.update(sizes={k: len(v) for k, v in sources.items()}, input_shape=list(IMAGE_SHAPE))
-    return DataParts(ds.name, sources["train"], None, sources.get("test"), info=info, model_inputs=DATASETS.get(ds.name).model_inputs())
+    return DataParts(ds.name, sources["train"], sources.get("val"), sources.get("test"), info=info,
+                     model_inputs=DATASETS.get(ds.name).model_inputs())  # fmt: skip
 
 
 def rows(ds: IdxDataset, source: str = "file", path=None, split: str = "train", binarize=None,
-         threshold: float = SYMVAE_THRESHOLD, n: int | None = None) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+         threshold: float = SYMVAE_THRESHOLD, n: int | None = None, n_val: int = 0) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
     """The start-up check (``check_dataset``): the options, and that the files exist with valid
-    headers (``MissingFile`` / ``CorruptFile``), reading no images. Returns empty (N, 0) classes and
-    values for the N training-part images (the dataset has no factors)."""
-    _check(ds, source, path, split, binarize, threshold, n)
+    headers (``MissingFile`` / ``CorruptFile``), reading no images, and that ``n_val`` leaves training
+    images. Returns empty (N, 0) classes and values for the N training images (the training part
+    less its last ``n_val``; the dataset has no factors)."""
+    _check(ds, source, path, split, binarize, threshold, n, n_val)
     if source == "file":
         counts = {}
         for part in ("test",) if split == "test" else ("train", "test"):
@@ -375,17 +410,19 @@ def rows(ds: IdxDataset, source: str = "file", path=None, split: str = "train", 
         embedded_file()
         count = EMBEDDED_SIZE
     count = count if n is None else min(count, n)
+    _check_n_val(ds, n_val, count, f"split={split}" + (f", n={n}" if n is not None else ""))
+    count -= n_val
     return np.zeros((count, 0), np.int64), np.zeros((count, 0))
 
 
 def _register(ds: IdxDataset, description: str, tiny: dict) -> DatasetSpec:
     def build(source: str = "file", path=None, split: str = "train", binarize=None, threshold: float = SYMVAE_THRESHOLD,
-              n: int | None = None, *, device: torch.device | str = "cpu") -> DataParts:  # fmt: skip
-        return load(ds, source, path, split, binarize, threshold, n, device)
+              n: int | None = None, n_val: int = 0, *, device: torch.device | str = "cpu") -> DataParts:  # fmt: skip
+        return load(ds, source, path, split, binarize, threshold, n, device, n_val)
 
     def check(source: str = "file", path=None, split: str = "train", binarize=None, threshold: float = SYMVAE_THRESHOLD,
-              n: int | None = None, **_):  # fmt: skip
-        return rows(ds, source, path, split, binarize, threshold, n)
+              n: int | None = None, n_val: int = 0, **_):  # fmt: skip
+        return rows(ds, source, path, split, binarize, threshold, n, n_val)
 
     build.__doc__ = f"{ds.title}: {description}"
     spec = DatasetSpec(ds.name, "labelled_images", build, IMAGE_SHAPE, description=description, tiny=tiny, rows=check,

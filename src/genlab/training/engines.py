@@ -155,6 +155,7 @@ def fit(
     schedulers: Mapping[str, Any] | None = None,
     select: Selection | None = None,
     early_stopping_patience: int | None = None,
+    early_stopping_after_epochs: int | None = None,
     evaluate_best: bool = False,
     ema_decay: float | None = None,
     ema_warmup: bool = False,
@@ -174,7 +175,10 @@ def fit(
     ends of phases with ``evaluate`` and at the end of the run). ``schedulers``: name ->
     ``genlab.training.schedulers.Scheduler``. ``select``: keep the best evaluation's weights in
     ``<checkpoint_dir>/best/``; ``early_stopping_patience`` evaluations without improvement of the
-    same quantity (``val.loss`` without ``select``) stop the run. ``ema_decay``: keep an
+    same quantity (``val.loss`` without ``select``) stop the run; ``early_stopping_after_epochs``: the
+    best value is still tracked before the end of this epoch, but evaluations there never count
+    towards the patience (the VampPrior code's counter reset during MIM's 100 warm-up epochs,
+    docs/mim.md §4.2; None: early stopping starts at the selection gate). ``ema_decay``: keep an
     exponential moving average of the weights (``evaluate_ema``: evaluate it instead of the model);
     ``ema_warmup``: its decay at the t-th update of a phase is min(ema_decay, (1 + t) / (10 + t)), as
     TensorFlow's ``ExponentialMovingAverage`` with ``num_updates`` (TCL's original, docs/icebeem.md §4d),
@@ -294,7 +298,21 @@ def fit(
         if early_stopping_patience:
             rule = select or Selection()
             early_stopping = EarlyStopping(early_stopping_patience, lambda e: rule.score(e.state.metrics), trainer)
-            evaluator.add_event_handler(Events.COMPLETED, lambda e: early_stopping(e) if trainer.state.iteration >= gate else None)
+            counting_from = gate if early_stopping_after_epochs is None else max(gate, int(early_stopping_after_epochs) * n_batches)
+
+            @evaluator.on(Events.COMPLETED)
+            def stop_early(engine: Engine) -> None:
+                iteration = trainer.state.iteration
+                if iteration < gate:
+                    return
+                if iteration >= counting_from:
+                    early_stopping(engine)
+                    return
+                score = rule.score(engine.state.metrics)  # before counting starts: track the best, reset the counter
+                if early_stopping.best_score is None or score > early_stopping.best_score + early_stopping.min_delta:
+                    early_stopping.best_score = score
+                early_stopping.counter = 0
+
             to_save["early_stopping"] = early_stopping
     elif select is not None or early_stopping_patience:
         raise ValueError("best-checkpoint selection and early stopping need validation batches")
