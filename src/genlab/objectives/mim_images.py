@@ -19,6 +19,9 @@ log q(z1|x,z2) + log q(z2|x).
   L_p = -1/2 [log p(x|z) + log p(z1|z2) + beta log p(z2) + beta (log q(z|x) + log p(x|z))];
   for binary data the score-function surrogate L_p + sg(L_p) (log p(x|z) - sg(log p(x|z))) keeps
   the value and adds L_p grad log p(x|z). The update follows L_enc + beta mean(L_p).
+  With x the decoder's own Bernoulli means, grad_logits log p(x|z) = x - sigmoid(logits) = 0, so
+  this pass gives the decoder no gradient at all (surrogate included): it trains the prior, p(z1|z2)
+  and the encoders (docs/mim.md §3.3).
   ``decoded_x``: ``"mean"``, the decoder's Bernoulli means (the original, convHVAE), or
   ``"sample"``, a binary sample x ~ p(x|z). For PixelHVAE the means are not defined without a
   sample (each pixel's probability depends on the pixels before it) and the original's PixelHVAE
