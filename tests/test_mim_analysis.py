@@ -252,12 +252,14 @@ def test_the_e1_animation_has_one_frame_per_evaluation(table, tmp_path):
 
 def test_the_command_line_writes_the_tables_and_figures(store, table, tmp_path, capsys, monkeypatch):
     out = tmp_path / "out"
+    monkeypatch.setenv("GENLAB_DATA", str(tmp_path / "data"))  # no mim_images store: its tables empty, no image figures
     mim.main(["--source", str(store), "--out", str(out)])
     printed = capsys.readouterr().out
     assert f"{len(RUNS)} completed mim runs" in printed and "E2 collapse verdict:" in printed
+    assert "0 completed mim_images runs" in printed
     names = {"runs.csv", "collapse.csv", "e1.png", *(f"summary_E{i}.csv" for i in range(2, 6)),
              *(f"sweep_E{i}.png" for i in range(2, 6)), f"toy_{_row(table, 'E1', 'MIM')['run_id']}.png",
-             f"animation_{_row(table, 'E1', 'MIM')['run_id']}.gif"}  # fmt: skip
+             f"animation_{_row(table, 'E1', 'MIM')['run_id']}.gif", "image_runs.csv", "image_summary.csv"}  # fmt: skip
     assert {p.name for p in out.iterdir()} == names and all((out / n).stat().st_size > 0 for n in names)
     runs = pd.read_csv(out / "runs.csv")
     assert len(runs) == len(RUNS) and "run" not in runs.columns and set(runs["method"]) == {"MIM", "VAE"}
@@ -269,12 +271,13 @@ def test_the_command_line_writes_the_tables_and_figures(store, table, tmp_path, 
 
 
 def test_the_notebook_draws_the_figures_from_the_records(store, tmp_path):
-    text = execute_notebook("mim.ipynb", {"GENLAB_MIM_RUNS": str(store), "GENLAB_MONGO": "",
+    text = execute_notebook("mim.ipynb", {"GENLAB_MIM_RUNS": str(store), "GENLAB_MIM_IMAGES_RUNS": "", "GENLAB_MONGO": "",
                                           "GENLAB_RESULTS": str(tmp_path / "results"), "GENLAB_DATA": str(tmp_path)},
                             tmp_path)  # fmt: skip
     assert f"{len(RUNS)} completed mim runs" in text and "2 runs for E2: " in text
     assert "no runs for E3" in text and "no runs for E4" in text and "no runs for E5" in text
     assert "mid_dim 5: " in text and "no runs for E1" not in text
+    assert "0 completed mim_images runs" in text and "no image runs yet" in text  # E6: no store under GENLAB_DATA
     shown = pd.read_csv(tmp_path / "results" / "runs.csv")
     assert len(shown) == len(RUNS) and set(shown["experiment"]) == {"E1", "E2"}
     assert (tmp_path / "results" / "e1.png").stat().st_size > 0 and (tmp_path / "results" / "sweep_E2.png").is_file()

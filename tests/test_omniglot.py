@@ -182,7 +182,7 @@ def test_a_missing_file_names_where_it_comes_from_and_where_to_put_it(tmp_path, 
                 check(cfg)
             message = str(err.value)
             assert "https://github.com/yburda/iwae/tree/master/datasets/OMNIGLOT/chardata.mat" in message
-            assert str(paths.raw_dir("omniglot") / "chardata.mat") in message and "dataset.path=" in message
+            assert str(paths.raw_dir("omniglot") / "chardata.mat") in message and "dataset.options.path=" in message
             assert "dataset.tiny" in message and "source=embedded" in message and "need nothing fetched" in message
     with pytest.raises(MissingFile, match=f"not found: {tmp_path / 'mine.mat'}"):
         check_dataset(config(tmp_path / "mine.mat"))

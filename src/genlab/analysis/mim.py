@@ -36,6 +36,10 @@ Command line::
 
     python -m genlab.analysis.mim                       # every completed run in data/sims/mim
     python -m genlab.analysis.mim --source mongodb://host:27017/genlab --out figures/
+    python -m genlab.analysis.mim --images-source data/sims/mim_images   # E6's store (the default)
+
+The image experiments (E6, ``experiments.mim_images``) are tabled and drawn by
+``genlab.analysis.mim_images``; the command line writes their results beside these (``--images-source``).
 """
 
 from __future__ import annotations
@@ -53,7 +57,7 @@ from configs import mim as paper_configs
 from matplotlib.lines import Line2D
 from matplotlib.patches import Ellipse
 
-from genlab.analysis import plots
+from genlab.analysis import mim_images, plots
 from genlab.analysis.paper_setting import DIFFERS, config_values
 from genlab.analysis.runs import MISSING, Run, analysis_parser, canonical, flatten_config, load_runs, lookup
 from genlab.evaluations.base import evaluation_options
@@ -595,6 +599,8 @@ def figures(table: pd.DataFrame, out_dir: str | Path | None = None) -> dict[str,
 
 def main(argv: list[str] | None = None) -> None:
     parser = analysis_parser("mim", __doc__)
+    parser.add_argument("--images-source", default=None,
+                        help="mim_images runs (E6): file-store directory or mongodb://host:port/db (default data/sims/mim_images)")
     args = parser.parse_args(argv)
     table = runs_table(args.source)
     paths = figures(table, args.out)
@@ -614,6 +620,11 @@ def main(argv: list[str] | None = None) -> None:
             print("E2 collapse verdict:")
             print(verdict[["mid_dim", "count_MIM", "count_VAE", "MIM_MI", "VAE_MI", "MIM_KNN5", "VAE_KNN5", "verdict"]]
                   .to_string(index=False))  # fmt: skip
+    images = mim_images.runs_table(args.images_source)
+    paths.update(mim_images.write_image_results(images, args.out))
+    print(f"{len(images)} completed mim_images runs ({mim_images.PAPER_NOTE})")
+    if len(images):
+        print(mim_images.summary_table(images).to_string(index=False))
     for name, path in paths.items():
         print(f"{name}: {path}")
 

