@@ -32,10 +32,10 @@ import torch
 
 from genlab.analysis import plots
 from genlab.analysis.paper_setting import DIFFERS, differs_from_paper, split_runs
-from genlab.analysis.runs import Run, analysis_parser, load_model, load_runs
+from genlab.analysis.runs import Run, analysis_parser, experiment_runs, load_model, load_runs
 from genlab.data.toy2d import sample_toy2d
 from genlab.metrics.density_grid import grid_cell_area, grid_log_density, normalise_on_grid
-from genlab.paths import results_dir, sims_dir
+from genlab.paths import results_dir
 
 LOG4 = math.log(4.0)
 ORIGINAL_MSE = (0.03, 0.05)  # the reference's plateau on 8gaussians (docs/fce.md §4.2, README curves)
@@ -50,11 +50,7 @@ def load_fce_runs(source=None, where: Mapping[str, Any] | None = None, status: s
     a missing default directory is no runs). A run resumed from another's checkpoint is one run with
     the metrics of its whole history (``load_runs`` joins resume chains), so the curves and
     ``results_table`` cover every iteration."""
-    if source is None:
-        source = sims_dir("fce2d")
-        if not Path(source).is_dir():
-            return pd.DataFrame(columns=["run_id", "experiment", "run"])
-    return load_runs(source, where=where, experiment="fce2d", status=status)
+    return experiment_runs("fce2d", source, where, status)
 
 
 def label(config: Mapping[str, Any]) -> str:

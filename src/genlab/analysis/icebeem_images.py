@@ -45,8 +45,8 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
 from genlab.analysis import plots
-from genlab.analysis.runs import MISSING, Run, analysis_parser, load_runs, lookup
-from genlab.paths import results_dir, sims_dir
+from genlab.analysis.runs import MISSING, Run, analysis_parser, experiment_runs, lookup
+from genlab.paths import results_dir
 
 EXPERIMENT = "icebeem_images"
 DATASETS = ("mnist", "fashion_mnist", "cifar10", "cifar100")
@@ -89,11 +89,7 @@ PAPER = {"representation": PAPER_REPRESENTATION, "transfer": PAPER_TRANSFER}
 def load(source=None, where: Mapping[str, Any] | None = None, status: str | None = "COMPLETED") -> pd.DataFrame:
     """Runs of ``experiments.icebeem_images`` from a file store or Mongo URL (default
     ``data/sims/icebeem_images``; a missing default directory is no runs)."""
-    if source is None:
-        source = sims_dir(EXPERIMENT)
-        if not Path(source).is_dir():
-            return pd.DataFrame(columns=["run_id", "experiment", "run"])
-    return load_runs(source, where=where, experiment=EXPERIMENT, status=status)
+    return experiment_runs(EXPERIMENT, source, where, status)
 
 
 def _runs(runs: pd.DataFrame, parts) -> list[Run]:

@@ -45,8 +45,8 @@ from matplotlib.lines import Line2D
 
 from genlab.analysis import plots
 from genlab.analysis.paper_setting import DIFFERS, config_values
-from genlab.analysis.runs import MISSING, Run, analysis_parser, canonical, load_runs, lookup
-from genlab.paths import results_dir, sims_dir
+from genlab.analysis.runs import MISSING, Run, analysis_parser, canonical, experiment_runs, lookup
+from genlab.paths import results_dir
 from genlab.training.phases import parse_phases
 
 EXPERIMENT = "icebeem_sim"
@@ -88,11 +88,7 @@ RUN_LENGTH = ("training.phases", "training.max_iterations", "training.epochs")
 def load_sim_runs(source=None, where: Mapping[str, Any] | None = None, status: str | None = "COMPLETED") -> pd.DataFrame:
     """Runs of ``experiments.icebeem_sim`` from a file store or Mongo URL (default
     ``data/sims/icebeem_sim``; a missing default directory is no runs)."""
-    if source is None:
-        source = sims_dir(EXPERIMENT)
-        if not Path(source).is_dir():
-            return pd.DataFrame(columns=["run_id", "experiment", "run"])
-    return load_runs(source, where=where, experiment=EXPERIMENT, status=status)
+    return experiment_runs(EXPERIMENT, source, where, status)
 
 
 def method_label(config: Mapping[str, Any]) -> str:

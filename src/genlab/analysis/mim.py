@@ -59,9 +59,9 @@ from matplotlib.patches import Ellipse
 
 from genlab.analysis import mim_images, plots
 from genlab.analysis.paper_setting import DIFFERS, config_values
-from genlab.analysis.runs import MISSING, Run, analysis_parser, canonical, flatten_config, load_runs, lookup
+from genlab.analysis.runs import MISSING, Run, analysis_parser, canonical, experiment_runs, flatten_config, load_runs, lookup
 from genlab.evaluations.base import evaluation_options
-from genlab.paths import results_dir, sims_dir
+from genlab.paths import results_dir
 from genlab.training.phases import parse_phases
 
 EXPERIMENT = "mim"
@@ -149,11 +149,7 @@ TABLE = ["run_id", "experiment", "method", "dataset", "objective", "sample", "in
 def load_mim_runs(source=None, where: Mapping[str, Any] | None = None, status: str | None = "COMPLETED") -> pd.DataFrame:
     """Runs of ``experiments.mim`` from a file store or Mongo URL (default ``data/sims/mim``; a missing
     default directory is no runs)."""
-    if source is None:
-        source = sims_dir(EXPERIMENT)
-        if not Path(source).is_dir():
-            return pd.DataFrame(columns=["run_id", "experiment", "run"])
-    return load_runs(source, where=where, experiment=EXPERIMENT, status=status)
+    return experiment_runs(EXPERIMENT, source, where, status)
 
 
 def _flag(config: Mapping[str, Any], key: str, default: bool) -> bool:

@@ -35,9 +35,9 @@ from configs import mim_images as paper_configs
 
 from genlab.analysis import plots
 from genlab.analysis.paper_setting import DIFFERS, config_values
-from genlab.analysis.runs import MISSING, Run, load_runs, lookup
+from genlab.analysis.runs import MISSING, Run, experiment_runs, lookup
 from genlab.evaluations.base import evaluation_options
-from genlab.paths import results_dir, sims_dir
+from genlab.paths import results_dir
 
 EXPERIMENT = "mim_images"
 DATASETS = {"mnist": "dynamic MNIST", "fashion_mnist": "dynamic FashionMNIST", "omniglot": "Omniglot"}
@@ -58,11 +58,7 @@ ROWS = 4  # rows of 8 real images (and as many reconstructions) in a figure's re
 def load_image_runs(source=None, where: Mapping[str, Any] | None = None, status: str | None = "COMPLETED") -> pd.DataFrame:
     """Runs of ``experiments.mim_images`` from a file store or Mongo URL (default
     ``data/sims/mim_images``; a missing default directory is no runs)."""
-    if source is None:
-        source = sims_dir(EXPERIMENT)
-        if not Path(source).is_dir():
-            return pd.DataFrame(columns=["run_id", "experiment", "run"])
-    return load_runs(source, where=where, experiment=EXPERIMENT, status=status)
+    return experiment_runs(EXPERIMENT, source, where, status)
 
 
 def _get(config: Mapping[str, Any], key: str, default: Any = None) -> Any:

@@ -740,6 +740,20 @@ def _open_source(source: str | os.PathLike, cache_dir: Path | None):
     return _FileStore(path)
 
 
+def experiment_runs(experiment: str, source=None, where: Mapping[str, Any] | None = None,
+                    status: str | Iterable[str] | None = "COMPLETED") -> pd.DataFrame:
+    """``load_runs`` of one experiment's runs, from ``source`` (a file store or a Mongo URL) or, when
+    None, its default store ``data/sims/<experiment>``, where a missing directory is no runs: what each
+    paper's analysis module reads by default."""
+    if source is None:
+        from genlab.paths import sims_dir
+
+        source = sims_dir(experiment)
+        if not Path(source).is_dir():
+            return pd.DataFrame(columns=["run_id", "experiment", "run"])
+    return load_runs(source, where=where, experiment=experiment, status=status)
+
+
 def load_runs(
     source: str | os.PathLike,
     where: Mapping[str, Any] | None = None,

@@ -32,8 +32,8 @@ import pandas as pd
 import torch
 
 from genlab.analysis.paper_setting import DIFFERS, differs_from_paper
-from genlab.analysis.runs import analysis_parser, load_runs, lookup
-from genlab.paths import results_dir, sims_dir
+from genlab.analysis.runs import analysis_parser, experiment_runs, lookup
+from genlab.paths import results_dir
 
 EXPERIMENT = "symvae"
 VARIANTS = ("mnist-ladder", "mnist-reverse", "fmnist-ladder")
@@ -56,11 +56,7 @@ TABLE = ["run_id", "variant", "method", "seed", "iterations", "nz0", "nz1", "fid
 def load_symvae_runs(source=None, where: Mapping[str, Any] | None = None, status: str | None = "COMPLETED") -> pd.DataFrame:
     """Runs of ``experiments.symvae`` from a file store or Mongo URL (default ``data/sims/symvae``;
     a missing default directory is no runs)."""
-    if source is None:
-        source = sims_dir(EXPERIMENT)
-        if not Path(source).is_dir():
-            return pd.DataFrame(columns=["run_id", "experiment", "run"])
-    return load_runs(source, where=where, experiment=EXPERIMENT, status=status)
+    return experiment_runs(EXPERIMENT, source, where, status)
 
 
 def variant_label(config: Mapping[str, Any]) -> str:
