@@ -129,3 +129,19 @@ def execute_notebook(name: str, env: dict[str, str], cwd: Path) -> str:
         for k, v in saved.items():
             os.environ.pop(k) if v is None else os.environ.__setitem__(k, v)
     return "".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", []))
+
+
+# --- one torch thread --------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def one_thread():
+    """One torch thread for the test (restored after): MIM's image models and the PixelCNN sampler's 784 passes
+    over small tensors run faster and steadier on one thread of the 2-core machine. Use with
+    ``pytestmark = pytest.mark.usefixtures("one_thread")``."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

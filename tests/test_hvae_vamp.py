@@ -19,13 +19,7 @@ TINY = {"z1_size": 4, "z2_size": 3, "hidden": 16, "components": 5, "pixel_channe
 B = 3
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """The autoregressive sampler's 784 passes over tiny tensors run faster and steadier on one thread."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # conftest.py
 
 
 def model(**options) -> HVAEVamp:

@@ -19,12 +19,7 @@ TINY = {"hidden": 16, "z1_size": 4, "z2_size": 3, "components": 8}
 INPUTS = {"input_shape": (1, 28, 28)}
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # conftest.py
 
 
 def model_of(**options):

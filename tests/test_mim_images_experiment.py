@@ -26,12 +26,7 @@ GRID = {"conv_vae": ("model.convhvae", "training.vae"), "conv_smim": ("model.con
         "pixel_vae": ("model.pixelhvae", "training.vae"), "pixel_amim": ("model.pixelhvae", "training.amim")}  # fmt: skip
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # conftest.py
 
 
 def record(store, args):
