@@ -24,6 +24,7 @@ from __future__ import annotations
 from configs import mim as paper
 from genlab.data.streams import StreamBatches, StreamPasses
 from ingredients.experiment import Batches, genlab_experiment, train_and_evaluate
+from ingredients.model import check_model_values
 from ingredients.observers import run_cli
 
 FINAL_PASS = 2**30  # the key of the end-of-run evaluation's passes: apart from every training-time pass
@@ -46,12 +47,7 @@ for experiment in paper.EXPERIMENTS:
 def model_values(config, command_name, logger):
     """The model's option values (an unknown activation, a zero width) are refused at start-up: the
     MLPs are built once here from the dataset's shape, which costs nothing."""
-    from genlab.data import DATASETS
-    from genlab.models import build_model
-
-    model = config["model"]
-    if model["kind"] in ("gaussian_mlp",) and config["dataset"]["name"] in DATASETS:
-        build_model(model["kind"], model["options"], DATASETS.get(config["dataset"]["name"]).model_inputs())
+    check_model_values(config)
     return {}
 
 

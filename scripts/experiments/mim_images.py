@@ -30,6 +30,7 @@ from genlab.data.batches import SequentialBatches
 from genlab.data.transforms import compose
 from genlab.errors import ConfigError
 from ingredients.experiment import data_batches, genlab_experiment, train_and_evaluate
+from ingredients.model import check_model_values
 from ingredients.observers import run_cli
 
 VAL_SEED, TRAIN_EVAL_SEED = 777, 778  # the fixed binarisations (the original seeds numpy with 777)
@@ -68,11 +69,7 @@ def check_settings(config, command_name, logger):
                               f"got {options.get('components')}")  # fmt: skip
         if options.get("decoder") == "pixel" and loss.get("decoded_x") == "mean":
             raise ConfigError("training.loss.decoded_x='mean' is not defined for the PixelHVAE; use 'sample' or 'auto'")
-    from genlab.data import DATASETS
-    from genlab.models import build_model
-
-    if config["dataset"]["name"] in DATASETS:  # the option values (a misspelt decoder or prior): building costs ~0.1 s
-        build_model(config["model"]["kind"], options, DATASETS.get(config["dataset"]["name"]).model_inputs())
+    check_model_values(config)  # the option values (a misspelt decoder or prior): building costs ~0.1 s
     return {}
 
 

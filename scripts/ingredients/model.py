@@ -80,3 +80,12 @@ def model_ingredient(kinds: Sequence[str], named: Sequence[Callable] = (), exper
         print(describe(build_model(cfg["kind"], cfg["options"], DATASETS.get(_run.config["dataset"]["name"]).model_inputs())))
 
     return model
+
+
+def check_model_values(config) -> None:
+    """Build the run's model once from its dataset's shape, so that option *values* the signature check
+    cannot see (an unknown activation, a zero width, a misspelt decoder) are refused at start-up. For
+    experiments whose models cost little to build (a config hook calls it)."""
+    model = config["model"]
+    if config["dataset"]["name"] in DATASETS:
+        build_model(model["kind"], model["options"], DATASETS.get(config["dataset"]["name"]).model_inputs())

@@ -43,6 +43,8 @@ original's by a constant, their gradients not at all.
 
 from __future__ import annotations
 
+import abc
+
 import torch
 from torch import Tensor
 
@@ -118,9 +120,9 @@ class HVAEObjective(Objective):
     def beta(self, epoch: int) -> float:
         return warmup_weight(epoch, self.warmup)
 
+    @abc.abstractmethod
     def losses(self, model, x: Tensor, beta: float) -> tuple[Tensor, dict[str, Tensor], dict[str, Tensor]]:
         """(what the update follows, the logged values, the encoding pass's terms)."""
-        raise NotImplementedError
 
     def train_step(self, model, optimizers, batch, progress):
         model.train()
